@@ -1,0 +1,33 @@
+//! `Eal::init` reports arguments EAL does not understand (own process: the
+//! EAL cannot be initialised again afterwards).
+
+use dpdk_bind::{Eal, EalError};
+
+#[test]
+fn stray_and_invalid_arguments_are_errors() {
+    assert!(matches!(
+        Eal::init(&["-l", "0", "bad\0arg"]),
+        Err(EalError::NulInArgument { index: 2 })
+    ));
+    let prefix = format!("rvs-dpdk-bind-args-{}", std::process::id());
+    match Eal::init(&[
+        "-l",
+        "0",
+        "--no-huge",
+        "-m",
+        "128",
+        "--no-pci",
+        "--no-shconf",
+        "--no-telemetry",
+        "--file-prefix",
+        &prefix,
+        "stray",
+    ]) {
+        Err(EalError::UnexpectedArguments(args)) => assert_eq!(args, vec!["stray".to_owned()]),
+        other => panic!("stray argument: {other:?}"),
+    }
+    assert!(matches!(
+        Eal::init(&["-l", "0"]),
+        Err(EalError::AlreadyInitialised)
+    ));
+}
