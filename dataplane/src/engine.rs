@@ -1,0 +1,182 @@
+//! What a worker does around the director, over an abstract packet I/O:
+//! hand each received frame to the director and act on its verdict, hold
+//! frames whose next hop is still being resolved, generate the packets the
+//! director asks for, and run housekeeping.
+//!
+//! [`PacketIo`] is implemented by the DPDK worker (`crate::worker`) over
+//! mbufs and queues, and by in-memory ports in tests, so the whole
+//! per-worker logic is exercised without DPDK.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::counters::{DropReason, bump};
+use crate::director::{Director, Verdict};
+use crate::frame::Frame;
+use crate::snapshot::Snapshot;
+use crate::time::{Duration, Instant};
+
+/// How long a frame may wait for its next hop's MAC.
+pub const NEIGHBOUR_WAIT: Duration = Duration::from_secs(3);
+/// Frames a worker holds for unresolved next hops, all together.
+pub const WAITING_CAPACITY: usize = 256;
+
+/// A worker's packet I/O, as the engine needs it.
+pub trait PacketIo {
+    type Frame: Frame;
+    /// An empty frame for a packet the director generates; `None` when the
+    /// pool is exhausted.
+    fn alloc(&mut self) -> Option<Self::Frame>;
+    /// Queues a frame for transmission on `port`; the I/O batches.
+    fn transmit(&mut self, port: u16, frame: Self::Frame);
+    /// Hands a frame to the host's stack through `port`'s exception path
+    /// (or drops and counts it when there is none).
+    fn to_kernel(&mut self, port: u16, frame: Self::Frame);
+    /// Frees a frame; the I/O may batch.
+    fn release(&mut self, frame: Self::Frame);
+}
+
+/// A frame held until its next hop resolves.
+#[derive(Debug)]
+struct Held<F> {
+    port: u16,
+    next_hop: Ipv4Addr,
+    since: Instant,
+    frame: F,
+}
+
+/// One worker's load-balancing logic (see the module docs).
+#[derive(Debug)]
+pub struct Engine<F> {
+    director: Director,
+    waiting: Box<[Option<Held<F>>]>,
+    waiting_len: usize,
+}
+
+impl<F: Frame> Engine<F> {
+    pub fn new(director: Director) -> Engine<F> {
+        Engine {
+            director,
+            waiting: (0..WAITING_CAPACITY).map(|_| None).collect(),
+            waiting_len: 0,
+        }
+    }
+
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
+    /// Switches configuration; returns the old snapshot for the control
+    /// thread to free.
+    pub fn adopt(&mut self, snapshot: Arc<Snapshot>, now: Instant) -> Arc<Snapshot> {
+        self.director.set_snapshot(snapshot, now)
+    }
+
+    /// Handles one received frame.
+    #[inline]
+    pub fn receive<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        mut frame: F,
+        io: &mut Io,
+    ) {
+        let counters = self.director.counters();
+        bump(&counters.rx_packets, 1);
+        bump(&counters.rx_bytes, frame.as_ref().len() as u64);
+        match self.director.process(now, port, &mut frame) {
+            Verdict::Transmit { port } => io.transmit(port, frame),
+            Verdict::AwaitNeighbour { port, next_hop } => self.hold(now, port, next_hop, frame, io),
+            Verdict::ToKernel => io.to_kernel(port, frame),
+            Verdict::Consumed | Verdict::Drop(_) => io.release(frame),
+        }
+        self.side_effects(now, io);
+    }
+
+    /// Periodic work between bursts.
+    pub fn housekeeping<Io: PacketIo<Frame = F>>(&mut self, now: Instant, io: &mut Io) {
+        self.director.housekeeping(now);
+        if self.waiting_len > 0 {
+            for slot in self.waiting.iter_mut() {
+                if let Some(held) =
+                    slot.take_if(|held| now.saturating_since(held.since) >= NEIGHBOUR_WAIT)
+                {
+                    self.waiting_len -= 1;
+                    self.director
+                        .counters()
+                        .count_drop(DropReason::NeighbourUnresolved);
+                    io.release(held.frame);
+                }
+            }
+        }
+        self.side_effects(now, io);
+    }
+
+    /// Frames held for next hops right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting_len
+    }
+
+    fn hold<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        next_hop: Ipv4Addr,
+        frame: F,
+        io: &mut Io,
+    ) {
+        let held = Held {
+            port,
+            next_hop,
+            since: now,
+            frame,
+        };
+        match self.waiting.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(held);
+                self.waiting_len += 1;
+            }
+            None => {
+                self.director
+                    .counters()
+                    .count_drop(DropReason::NeighbourQueueFull);
+                io.release(held.frame);
+            }
+        }
+    }
+
+    /// Sends frames whose next hop resolved, and packets the director
+    /// asked for.
+    #[inline]
+    fn side_effects<Io: PacketIo<Frame = F>>(&mut self, now: Instant, io: &mut Io) {
+        while let Some(resolved) = self.director.take_resolved() {
+            if self.waiting_len == 0 {
+                continue;
+            }
+            for slot in self.waiting.iter_mut() {
+                if let Some(mut held) = slot.take_if(|held| held.next_hop == resolved) {
+                    self.waiting_len -= 1;
+                    match self
+                        .director
+                        .complete(now, held.port, held.next_hop, &mut held.frame)
+                    {
+                        Verdict::Transmit { port } => io.transmit(port, held.frame),
+                        _ => io.release(held.frame),
+                    }
+                }
+            }
+        }
+        while let Some(request) = self.director.take_request() {
+            let Some(mut frame) = io.alloc() else {
+                self.director
+                    .counters()
+                    .count_drop(DropReason::MbufExhausted);
+                continue;
+            };
+            match self.director.write_request(request, &mut frame) {
+                Some(port) => io.transmit(port, frame),
+                None => io.release(frame),
+            }
+        }
+    }
+}

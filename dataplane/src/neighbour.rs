@@ -1,0 +1,326 @@
+//! The neighbour table: MAC addresses of next hops (real servers, gateways,
+//! clients on a connected subnet), learned by ARP.
+//!
+//! A fixed-capacity open-addressing table, so that the lookup on every
+//! forwarded packet is a multiply and one or two compares. Entries are
+//! created when the director needs a next hop (and when an on-link host
+//! asks for one of the director's addresses), confirmed by ARP replies,
+//! probed again during the second half of their lifetime while they are in
+//! use, and dropped if no confirmation comes before they time out. Removal
+//! rebuilds the table in place from a preallocated scratch copy; it happens
+//! at most once per housekeeping pass, never on a packet.
+
+use std::net::Ipv4Addr;
+
+use crate::time::{Duration, Instant};
+use crate::wire::MacAddr;
+
+/// Minimum spacing of ARP probes for one address.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an unresolved entry is kept after its last probe.
+const INCOMPLETE_LIFETIME: Duration = Duration::from_secs(3);
+
+/// What the table knows of a next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Use this MAC; `probe` asks for a refresh probe to be sent (the entry
+    /// is in the second half of its lifetime).
+    Known { mac: MacAddr, probe: bool },
+    /// Not resolved; `probe` asks for an ARP request to be sent now.
+    Unknown { probe: bool },
+    /// Unresolved and the table is full: nothing can be remembered.
+    TableFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// `UNSPECIFIED` marks an empty slot (never a neighbour's address).
+    address: Ipv4Addr,
+    mac: Option<MacAddr>,
+    confirmed: Instant,
+    probed: Option<Instant>,
+}
+
+const EMPTY: Entry = Entry {
+    address: Ipv4Addr::UNSPECIFIED,
+    mac: None,
+    confirmed: Instant(0),
+    probed: None,
+};
+
+#[derive(Debug)]
+pub struct NeighbourTable {
+    entries: Box<[Entry]>,
+    scratch: Box<[Entry]>,
+    len: usize,
+    capacity: usize,
+    shift: u32,
+}
+
+impl NeighbourTable {
+    /// A table for up to `capacity` neighbours.
+    pub fn new(capacity: usize) -> NeighbourTable {
+        let capacity = capacity.max(1);
+        let slots = (capacity * 2).next_power_of_two();
+        NeighbourTable {
+            entries: vec![EMPTY; slots].into_boxed_slice(),
+            scratch: vec![EMPTY; slots].into_boxed_slice(),
+            len: 0,
+            capacity,
+            shift: 32 - slots.trailing_zeros(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Looks up a next hop for a packet about to leave, creating an
+    /// unresolved entry if there is none, and says whether to probe.
+    #[inline]
+    pub fn resolve(&mut self, now: Instant, address: Ipv4Addr, timeout: Duration) -> Resolution {
+        let Some(slot) = self.find_or_insert(address) else {
+            return Resolution::TableFull;
+        };
+        let entry = &mut self.entries[slot];
+        let probe_due = entry
+            .probed
+            .is_none_or(|at| now.saturating_since(at) >= PROBE_INTERVAL);
+        match entry.mac {
+            Some(mac) if now.saturating_since(entry.confirmed) < timeout => {
+                let ageing = now.saturating_since(entry.confirmed).0 >= timeout.0 / 2;
+                let probe = ageing && probe_due;
+                if probe {
+                    entry.probed = Some(now);
+                }
+                Resolution::Known { mac, probe }
+            }
+            _ => {
+                entry.mac = None;
+                if probe_due {
+                    entry.probed = Some(now);
+                }
+                Resolution::Unknown { probe: probe_due }
+            }
+        }
+    }
+
+    /// The MAC of a resolved, unexpired neighbour, without side effects.
+    #[inline]
+    pub fn get(&self, now: Instant, address: Ipv4Addr, timeout: Duration) -> Option<MacAddr> {
+        let entry = &self.entries[self.find(address)?];
+        entry
+            .mac
+            .filter(|_| now.saturating_since(entry.confirmed) < timeout)
+    }
+
+    /// Records that `address` is at `mac` (from an ARP packet). Existing
+    /// entries are updated; a new one is created only if `create`. Returns
+    /// whether the entry was unresolved before (packets may be waiting).
+    pub fn learn(&mut self, now: Instant, address: Ipv4Addr, mac: MacAddr, create: bool) -> bool {
+        if address.is_unspecified() || !mac.is_unicast() {
+            return false;
+        }
+        let slot = if create {
+            self.find_or_insert(address)
+        } else {
+            self.find(address)
+        };
+        let Some(slot) = slot else {
+            return false;
+        };
+        let entry = &mut self.entries[slot];
+        let was_unresolved = entry.mac.is_none();
+        entry.mac = Some(mac);
+        entry.confirmed = now;
+        entry.probed = None;
+        was_unresolved
+    }
+
+    /// Drops entries that timed out or stayed unresolved; returns how many.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
+        let stale = |entry: &Entry| {
+            entry.address != Ipv4Addr::UNSPECIFIED
+                && match entry.mac {
+                    Some(_) => {
+                        now.saturating_since(entry.confirmed).0 >= timeout.0.saturating_mul(2)
+                    }
+                    None => entry
+                        .probed
+                        .is_none_or(|at| now.saturating_since(at) >= INCOMPLETE_LIFETIME),
+                }
+        };
+        let removed = self.entries.iter().filter(|e| stale(e)).count();
+        if removed > 0 {
+            self.scratch.copy_from_slice(&self.entries);
+            self.entries.fill(EMPTY);
+            self.len = 0;
+            for i in 0..self.scratch.len() {
+                let entry = self.scratch[i];
+                if entry.address != Ipv4Addr::UNSPECIFIED
+                    && !stale(&entry)
+                    && let Some(slot) = self.find_or_insert(entry.address)
+                {
+                    self.entries[slot] = entry;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Every entry: address and MAC if resolved.
+    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Addr, Option<MacAddr>)> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| e.address != Ipv4Addr::UNSPECIFIED)
+            .map(|e| (e.address, e.mac))
+    }
+
+    #[inline]
+    fn home(&self, address: Ipv4Addr) -> usize {
+        let hash = u32::from(address).wrapping_mul(0x9E37_79B1);
+        (hash >> self.shift) as usize
+    }
+
+    #[inline]
+    fn find(&self, address: Ipv4Addr) -> Option<usize> {
+        let mask = self.entries.len() - 1;
+        let mut slot = self.home(address);
+        loop {
+            match self.entries[slot].address {
+                found if found == address => return Some(slot),
+                Ipv4Addr::UNSPECIFIED => return None,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    fn find_or_insert(&mut self, address: Ipv4Addr) -> Option<usize> {
+        if address.is_unspecified() {
+            return None;
+        }
+        if let Some(slot) = self.find(address) {
+            return Some(slot);
+        }
+        if self.len >= self.capacity {
+            return None;
+        }
+        let mask = self.entries.len() - 1;
+        let mut slot = self.home(address);
+        while self.entries[slot].address != Ipv4Addr::UNSPECIFIED {
+            slot = (slot + 1) & mask;
+        }
+        self.entries[slot] = Entry { address, ..EMPTY };
+        self.len += 1;
+        Some(slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(300);
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 1, 11]);
+
+    fn at(secs: u64) -> Instant {
+        Instant(0) + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn unknown_neighbours_are_probed_at_most_once_a_second() {
+        let mut table = NeighbourTable::new(8);
+        let rs = Ipv4Addr::new(198, 18, 1, 11);
+        assert_eq!(
+            table.resolve(at(1), rs, TIMEOUT),
+            Resolution::Unknown { probe: true }
+        );
+        assert_eq!(
+            table.resolve(at(1), rs, TIMEOUT),
+            Resolution::Unknown { probe: false }
+        );
+        assert_eq!(
+            table.resolve(at(2), rs, TIMEOUT),
+            Resolution::Unknown { probe: true }
+        );
+        assert!(table.learn(at(2), rs, MAC, false), "was waiting");
+        assert_eq!(
+            table.resolve(at(3), rs, TIMEOUT),
+            Resolution::Known {
+                mac: MAC,
+                probe: false
+            }
+        );
+    }
+
+    #[test]
+    fn entries_are_refreshed_in_their_second_half_and_lapse_unconfirmed() {
+        let mut table = NeighbourTable::new(8);
+        let rs = Ipv4Addr::new(198, 18, 1, 11);
+        table.learn(at(0), rs, MAC, true);
+        assert_eq!(
+            table.resolve(at(100), rs, TIMEOUT),
+            Resolution::Known {
+                mac: MAC,
+                probe: false
+            }
+        );
+        assert_eq!(
+            table.resolve(at(200), rs, TIMEOUT),
+            Resolution::Known {
+                mac: MAC,
+                probe: true
+            }
+        );
+        assert_eq!(
+            table.resolve(at(200), rs, TIMEOUT),
+            Resolution::Known {
+                mac: MAC,
+                probe: false
+            }
+        );
+        assert_eq!(
+            table.resolve(at(301), rs, TIMEOUT),
+            Resolution::Unknown { probe: true }
+        );
+        assert_eq!(table.get(at(301), rs, TIMEOUT), None);
+    }
+
+    #[test]
+    fn learning_updates_only_known_neighbours_unless_asked() {
+        let mut table = NeighbourTable::new(8);
+        let host = Ipv4Addr::new(198, 18, 0, 2);
+        assert!(!table.learn(at(0), host, MAC, false));
+        assert_eq!(table.get(at(0), host, TIMEOUT), None);
+        table.learn(at(0), host, MAC, true);
+        assert_eq!(table.get(at(0), host, TIMEOUT), Some(MAC));
+        assert!(
+            !table.learn(at(0), host, MacAddr::BROADCAST, true),
+            "no broadcast MACs"
+        );
+    }
+
+    #[test]
+    fn a_full_table_refuses_and_expiry_makes_room() {
+        let mut table = NeighbourTable::new(2);
+        let a = Ipv4Addr::new(198, 18, 1, 1);
+        let b = Ipv4Addr::new(198, 18, 1, 2);
+        let c = Ipv4Addr::new(198, 18, 1, 3);
+        table.learn(at(0), a, MAC, true);
+        table.resolve(at(0), b, TIMEOUT);
+        assert_eq!(table.resolve(at(0), c, TIMEOUT), Resolution::TableFull);
+        assert_eq!(table.expire(at(4), TIMEOUT), 1, "b never resolved");
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.get(at(4), a, TIMEOUT), Some(MAC));
+        assert_eq!(
+            table.resolve(at(5), c, TIMEOUT),
+            Resolution::Unknown { probe: true }
+        );
+        assert_eq!(table.expire(at(700), TIMEOUT), 2);
+        assert!(table.is_empty());
+    }
+}

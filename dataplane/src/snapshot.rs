@@ -1,0 +1,386 @@
+//! The configuration as workers see it: one immutable [`Snapshot`],
+//! published whole.
+//!
+//! The control thread builds a complete snapshot (ports and their
+//! addresses, routes, services with their real servers and precomputed
+//! scheduler tables, timeouts) and publishes it through a
+//! [`SnapshotCell`]. Workers check the cell's generation between bursts
+//! and switch to the new snapshot in one pointer swap, so a worker sees
+//! either all of a change or none of it, and never waits for the control
+//! thread. A snapshot is freed when its last reader lets go; the control
+//! thread keeps published snapshots until then (see [`Retired`]) so that
+//! the freeing happens on its side, not on a worker.
+//!
+//! Services and real servers carry *slots*: small stable numbers assigned
+//! by the control plane that index per-worker counters and scheduler
+//! state. A slot stays with its service or real server for its whole life.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::conn::{Method, StateTimeouts};
+use crate::route::RouteTable;
+use crate::sched::{Scheduler, SchedulerKind};
+use crate::time::Duration;
+use crate::wire::{Ipv4Cidr, MacAddr};
+
+/// A real server as the dataplane needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub slot: u32,
+    pub address: IpAddr,
+    pub port: u16,
+    /// 0 quiesces: no new connections, existing ones carry on.
+    pub weight: u32,
+    pub method: Method,
+}
+
+/// A virtual service with its real servers, in configuration order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub slot: u16,
+    pub protocol: u8,
+    pub vip: IpAddr,
+    pub vport: u16,
+    pub scheduler: Scheduler,
+    pub real_servers: Vec<RealServer>,
+    /// Changes whenever anything a scheduler's state depends on changes
+    /// (algorithm, real servers, weights), so workers know to adapt.
+    pub schedule_fingerprint: u64,
+}
+
+impl Service {
+    pub fn new(
+        slot: u16,
+        protocol: u8,
+        vip: IpAddr,
+        vport: u16,
+        scheduler: SchedulerKind,
+        real_servers: Vec<RealServer>,
+    ) -> Service {
+        let mut hasher = std::hash::DefaultHasher::new();
+        scheduler.hash(&mut hasher);
+        for real_server in &real_servers {
+            (real_server.slot, real_server.weight).hash(&mut hasher);
+        }
+        Service {
+            slot,
+            protocol,
+            vip,
+            vport,
+            scheduler: Scheduler::new(scheduler, &real_servers),
+            real_servers,
+            schedule_fingerprint: hasher.finish(),
+        }
+    }
+}
+
+/// A port's identity and own addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortAddresses {
+    pub mac: MacAddr,
+    pub ipv4: Vec<Ipv4Cidr>,
+}
+
+/// Everything a worker needs to know of the configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub generation: u64,
+    /// Indexed by the dataplane's port number.
+    pub ports: Vec<PortAddresses>,
+    pub routes: RouteTable,
+    pub services: Vec<Service>,
+    pub timeouts: StateTimeouts,
+    /// How long a resolved neighbour stays valid without confirmation.
+    pub neighbour_timeout: Duration,
+    by_virtual: HashMap<(u8, IpAddr, u16), usize, BuildHasherDefault<FoldHasher>>,
+    vips: Vec<IpAddr>,
+}
+
+impl Snapshot {
+    /// Assembles a snapshot; routes to the ports' own subnets are added.
+    /// The control plane has validated the parts (unique services, real
+    /// servers of the service's family, ports that exist).
+    pub fn new(
+        generation: u64,
+        ports: Vec<PortAddresses>,
+        static_routes: Vec<crate::route::Route>,
+        services: Vec<Service>,
+        timeouts: StateTimeouts,
+        neighbour_timeout: Duration,
+    ) -> Snapshot {
+        let routes = RouteTable::new(&ports, static_routes);
+        let by_virtual = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.protocol, s.vip, s.vport), i))
+            .collect();
+        let mut vips: Vec<IpAddr> = services.iter().map(|s| s.vip).collect();
+        vips.sort_unstable();
+        vips.dedup();
+        Snapshot {
+            generation,
+            ports,
+            routes,
+            services,
+            timeouts,
+            neighbour_timeout,
+            by_virtual,
+            vips,
+        }
+    }
+
+    /// An empty configuration: no ports, no services.
+    pub fn empty() -> Snapshot {
+        Snapshot::new(
+            0,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            StateTimeouts::default(),
+            Duration::from_secs(300),
+        )
+    }
+
+    /// The service for packets to `vip:vport` over `protocol`.
+    #[inline]
+    pub fn service(&self, protocol: u8, vip: IpAddr, vport: u16) -> Option<&Service> {
+        self.by_virtual
+            .get(&(protocol, vip, vport))
+            .map(|&i| &self.services[i])
+    }
+
+    /// Whether `address` is the VIP of some service.
+    pub fn is_vip(&self, address: IpAddr) -> bool {
+        self.vips.binary_search(&address).is_ok()
+    }
+
+    /// Whether `address` is one of the director's own addresses on `port`.
+    pub fn is_port_address(&self, port: u16, address: Ipv4Addr) -> bool {
+        self.ports
+            .get(usize::from(port))
+            .is_some_and(|p| p.ipv4.iter().any(|cidr| cidr.address() == address))
+    }
+
+    /// Whether `address` is one of the director's own addresses, any port.
+    pub fn is_own_address(&self, address: Ipv4Addr) -> bool {
+        self.ports
+            .iter()
+            .any(|p| p.ipv4.iter().any(|cidr| cidr.address() == address))
+    }
+
+    /// Whether the director answers ARP for `vip` on `port`: on the ports
+    /// whose subnets hold it, or on every port if no subnet does (a VIP
+    /// routed to the director needs no ARP, but answering does no harm).
+    pub fn announces_vip(&self, port: u16, vip: Ipv4Addr) -> bool {
+        if !self.is_vip(IpAddr::V4(vip)) {
+            return false;
+        }
+        let on_port = |p: &PortAddresses| p.ipv4.iter().any(|cidr| cidr.contains(vip));
+        match self.ports.get(usize::from(port)) {
+            Some(p) if on_port(p) => true,
+            _ => !self.ports.iter().any(on_port),
+        }
+    }
+
+    /// The address the director uses as source on `port` towards `peer`:
+    /// the port address whose subnet holds `peer`, else its first address.
+    pub fn source_address(&self, port: u16, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        let addresses = &self.ports.get(usize::from(port))?.ipv4;
+        addresses
+            .iter()
+            .find(|cidr| cidr.contains(peer))
+            .or_else(|| addresses.first())
+            .map(|cidr| cidr.address())
+    }
+}
+
+/// Where the control thread publishes snapshots and workers pick them up.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+}
+
+impl SnapshotCell {
+    pub fn new(initial: Arc<Snapshot>) -> SnapshotCell {
+        SnapshotCell {
+            generation: AtomicU64::new(initial.generation),
+            current: ArcSwap::new(initial),
+        }
+    }
+
+    /// Makes `snapshot` current. Its generation must grow.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        let generation = snapshot.generation;
+        self.current.store(snapshot);
+        // Published after the pointer: a reader that sees the new number
+        // loads this snapshot or a newer one.
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The generation last published: one atomic load, for a worker to
+    /// check between bursts.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+}
+
+/// Published snapshots the control thread still holds so that the last
+/// reference, and so the freeing, stays on its side.
+#[derive(Debug, Default)]
+pub struct Retired {
+    snapshots: Vec<Arc<Snapshot>>,
+}
+
+impl Retired {
+    pub fn keep(&mut self, snapshot: Arc<Snapshot>) {
+        self.snapshots.push(snapshot);
+    }
+
+    /// Frees the snapshots that no worker holds any more; returns how many
+    /// are still in use.
+    pub fn collect(&mut self) -> usize {
+        self.snapshots.retain(|s| Arc::strong_count(s) > 1);
+        self.snapshots.len()
+    }
+}
+
+/// A fast hasher for small keys on the control side's lookup maps, which
+/// workers query on every new connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let product = u128::from(self.0 ^ value) * 0x9E37_79B9_7F4A_7C15u128;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u16(&mut self, value: u16) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(u64::from(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    fn snapshot(generation: u64, services: usize) -> Snapshot {
+        let services = (0..services)
+            .map(|i| {
+                Service::new(
+                    i as u16,
+                    6,
+                    IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)),
+                    1000 + i as u16,
+                    SchedulerKind::RoundRobin,
+                    vec![RealServer {
+                        slot: i as u32,
+                        address: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 11)),
+                        port: 80,
+                        weight: generation as u32,
+                        method: Method::Nat,
+                    }],
+                )
+            })
+            .collect();
+        Snapshot::new(
+            generation,
+            Vec::new(),
+            Vec::new(),
+            services,
+            StateTimeouts::default(),
+            Duration::from_secs(300),
+        )
+    }
+
+    #[test]
+    fn services_are_found_by_protocol_vip_and_port() {
+        let snap = snapshot(1, 3);
+        let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(snap.service(6, vip, 1001).map(|s| s.slot), Some(1));
+        assert!(snap.service(17, vip, 1001).is_none());
+        assert!(snap.service(6, vip, 999).is_none());
+        assert!(snap.is_vip(vip));
+        assert!(!snap.is_vip(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11))));
+    }
+
+    /// Readers that switch snapshots between "bursts", as workers do,
+    /// always see a whole configuration: every service of a snapshot
+    /// carries that snapshot's generation, and the service count equals it.
+    #[test]
+    fn workers_never_observe_a_half_applied_configuration() {
+        let cell = Arc::new(SnapshotCell::new(Arc::new(snapshot(1, 1))));
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let cell = Arc::clone(&cell);
+                let done = Arc::clone(&done);
+                std::thread::spawn(move || {
+                    let mut current = cell.load();
+                    let mut seen = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        if cell.generation() != current.generation {
+                            current = cell.load();
+                        }
+                        let generation = current.generation;
+                        assert!(generation >= seen, "generations never go back");
+                        seen = generation;
+                        assert_eq!(current.services.len() as u64, generation);
+                        for service in &current.services {
+                            assert_eq!(u64::from(service.real_servers[0].weight), generation);
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let mut retired = Retired::default();
+        for generation in 2..=200 {
+            let next = Arc::new(snapshot(generation, generation as usize));
+            retired.keep(Arc::clone(&next));
+            cell.publish(next);
+            retired.collect();
+        }
+        done.store(true, Ordering::Release);
+        for reader in readers {
+            assert!(reader.join().unwrap() <= 200);
+        }
+        drop(cell);
+        assert_eq!(retired.collect(), 0, "every snapshot is freed once unused");
+    }
+}

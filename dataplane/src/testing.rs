@@ -1,0 +1,224 @@
+//! In-memory ports and a ready-made NAT topology, for unit tests, property
+//! tests, fuzzing and benchmarks of the sans-IO core.
+//!
+//! ```text
+//!  client 198.18.0.2 ── port 0 "wan" 198.18.0.1/24 (VIP 198.18.0.10)
+//!                         director
+//!  RS1 198.18.1.11  ─┬─ port 1 "lan" 198.18.1.1/24 (DIP)
+//!  RS2 198.18.1.12  ─┘
+//! ```
+//!
+//! Services: TCP VIP:80 and UDP VIP:53, NAT to port 8080 and 5353 of both
+//! real servers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use crate::conn::{HashSeed, Method, StateTimeouts};
+use crate::counters::WorkerCounters;
+use crate::director::{Director, DirectorParams};
+use crate::engine::{Engine, PacketIo};
+use crate::frame::VecFrame;
+use crate::sched::SchedulerKind;
+use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot};
+use crate::time::{Duration, Instant};
+use crate::wire::{Ipv4Cidr, MacAddr, builder};
+
+pub const WAN: u16 = 0;
+pub const LAN: u16 = 1;
+pub const WAN_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+pub const LAN_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+pub const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x0c, 0x02]);
+pub const RS_MACS: [MacAddr; 2] = [
+    MacAddr([0x02, 0, 0, 0, 0x01, 0x0b]),
+    MacAddr([0x02, 0, 0, 0, 0x01, 0x0c]),
+];
+pub const WAN_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const DIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+pub const RIPS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 11), Ipv4Addr::new(198, 18, 1, 12)];
+pub const TCP_VPORT: u16 = 80;
+pub const TCP_RPORT: u16 = 8080;
+pub const UDP_VPORT: u16 = 53;
+pub const UDP_RPORT: u16 = 5353;
+pub const SEED: HashSeed = HashSeed([0x5eed_0001, 0x5eed_0002]);
+
+/// Ports in memory: what the engine sends is collected for inspection.
+#[derive(Debug, Default)]
+pub struct MemoryIo {
+    pub transmitted: Vec<(u16, Vec<u8>)>,
+    pub to_kernel: Vec<(u16, Vec<u8>)>,
+    pub released: usize,
+    /// Makes `alloc` fail, as an exhausted mempool does.
+    pub exhausted: bool,
+}
+
+impl PacketIo for MemoryIo {
+    type Frame = VecFrame;
+
+    fn alloc(&mut self) -> Option<VecFrame> {
+        (!self.exhausted).then(|| VecFrame::new(&[]))
+    }
+
+    fn transmit(&mut self, port: u16, frame: VecFrame) {
+        self.transmitted.push((port, frame.to_vec()));
+    }
+
+    fn to_kernel(&mut self, port: u16, frame: VecFrame) {
+        self.to_kernel.push((port, frame.to_vec()));
+    }
+
+    fn release(&mut self, _frame: VecFrame) {
+        self.released += 1;
+    }
+}
+
+/// The two ports of the topology.
+pub fn ports() -> Vec<PortAddresses> {
+    vec![
+        PortAddresses {
+            mac: WAN_MAC,
+            ipv4: vec![Ipv4Cidr::new(WAN_ADDRESS, 24).unwrap_or_else(|_| unreachable!())],
+        },
+        PortAddresses {
+            mac: LAN_MAC,
+            ipv4: vec![Ipv4Cidr::new(DIP, 24).unwrap_or_else(|_| unreachable!())],
+        },
+    ]
+}
+
+/// A NAT service on the VIP with both real servers at these weights; real
+/// server slots are `base_slot` and `base_slot + 1`.
+pub fn nat_service(
+    slot: u16,
+    protocol: u8,
+    vport: u16,
+    rport: u16,
+    kind: SchedulerKind,
+    weights: [u32; 2],
+    base_slot: u32,
+) -> Service {
+    let real_servers = RIPS
+        .iter()
+        .zip(weights)
+        .enumerate()
+        .map(|(i, (rip, weight))| RealServer {
+            slot: base_slot + i as u32,
+            address: IpAddr::V4(*rip),
+            port: rport,
+            weight,
+            method: Method::Nat,
+        })
+        .collect();
+    Service::new(slot, protocol, IpAddr::V4(VIP), vport, kind, real_servers)
+}
+
+/// The topology's snapshot: TCP VIP:80 (slot 0, real server slots 0 and
+/// 1) and UDP VIP:53 (slot 1, real server slots 2 and 3).
+pub fn snapshot(generation: u64, kind: SchedulerKind, weights: [u32; 2]) -> Snapshot {
+    Snapshot::new(
+        generation,
+        ports(),
+        Vec::new(),
+        vec![
+            nat_service(0, 6, TCP_VPORT, TCP_RPORT, kind, weights, 0),
+            nat_service(1, 17, UDP_VPORT, UDP_RPORT, kind, weights, 2),
+        ],
+        StateTimeouts::default(),
+        Duration::from_secs(300),
+    )
+}
+
+/// One worker's engine on in-memory ports, with a clock the test drives.
+#[derive(Debug)]
+pub struct Lab {
+    pub engine: Engine<VecFrame>,
+    pub io: MemoryIo,
+    pub now: Instant,
+    pub counters: Arc<WorkerCounters>,
+}
+
+impl Lab {
+    pub fn new(snapshot: Snapshot, connections: u32) -> Lab {
+        let counters = Arc::new(WorkerCounters::new(16, 16));
+        let now = Instant(1_000_000_000);
+        let director = Director::new(
+            DirectorParams {
+                connections,
+                neighbours: 64,
+                hash_seed: SEED,
+            },
+            Arc::new(snapshot),
+            Arc::clone(&counters),
+            now,
+        );
+        Lab {
+            engine: Engine::new(director),
+            io: MemoryIo::default(),
+            now,
+            counters,
+        }
+    }
+
+    /// The NAT topology with round-robin over equal weights.
+    pub fn nat() -> Lab {
+        Lab::new(snapshot(1, SchedulerKind::RoundRobin, [1, 1]), 4096)
+    }
+
+    /// Feeds a frame into `port`; returns what the engine transmitted.
+    pub fn receive(&mut self, port: u16, frame: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        self.engine
+            .receive(self.now, port, VecFrame::new(frame), &mut self.io);
+        std::mem::take(&mut self.io.transmitted)
+    }
+
+    /// Lets time pass and runs housekeeping; returns what was transmitted.
+    pub fn advance(&mut self, by: Duration) -> Vec<(u16, Vec<u8>)> {
+        self.now = self.now + by;
+        self.engine.housekeeping(self.now, &mut self.io);
+        std::mem::take(&mut self.io.transmitted)
+    }
+
+    /// Lets the director learn every host's MAC, as ARP traffic would: the
+    /// client asks for the VIP and each real server asks for the DIP.
+    pub fn learn_neighbours(&mut self) {
+        self.receive(WAN, &builder::arp_request(CLIENT_MAC, CLIENT, VIP));
+        for (mac, rip) in RS_MACS.iter().zip(RIPS) {
+            self.receive(LAN, &builder::arp_request(*mac, rip, DIP));
+        }
+    }
+
+    /// A TCP segment from the client to the VIP.
+    pub fn client_tcp(
+        &self,
+        client_port: u16,
+        flags: crate::wire::TcpFlags,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        builder::tcp_v4_frame(
+            CLIENT_MAC,
+            WAN_MAC,
+            SocketAddrV4::new(CLIENT, client_port),
+            SocketAddrV4::new(VIP, TCP_VPORT),
+            flags,
+            1000,
+            0,
+            payload,
+        )
+    }
+
+    /// A TCP segment from real server `rs` back to the client.
+    pub fn server_tcp(&self, rs: usize, client_port: u16, flags: crate::wire::TcpFlags) -> Vec<u8> {
+        builder::tcp_v4_frame(
+            RS_MACS[rs],
+            LAN_MAC,
+            SocketAddrV4::new(RIPS[rs], TCP_RPORT),
+            SocketAddrV4::new(CLIENT, client_port),
+            flags,
+            5000,
+            1001,
+            &[],
+        )
+    }
+}

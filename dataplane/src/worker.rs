@@ -1,0 +1,226 @@
+//! The worker loop: the thin adapter between DPDK queues and the engine.
+//!
+//! One worker runs per lcore, pinned by EAL, with its own receive and
+//! transmit queue on every port. Each round it polls every port for a burst
+//! of up to 32 packets, hands them to the engine (prefetching the next
+//! packet's headers while the current one is processed), buffers transmits
+//! per port and flushes them at the end of the round (or as soon as a
+//! buffer holds a full burst). Every 100 µs it does housekeeping: picks up
+//! a new configuration snapshot if one was published, expires connections
+//! and neighbours, and checks the stop flag.
+//!
+//! Nothing in the loop allocates, locks or makes a system call, and the
+//! only FFI calls are per burst (rx, tx, free, the TSC read). The one
+//! exception is opt-in: with an idle back-off configured, a worker that
+//! found nothing for `idle_polls` rounds sleeps briefly, so that rvsd can
+//! share a small machine; production keeps pure polling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dpdk_bind::{Burst, FreeBatch, Mbuf, Mempool, RxQueue, TxBuffer, TxQueue, tsc};
+
+use crate::counters::{DropReason, WorkerCounters, bump};
+use crate::engine::{Engine, PacketIo};
+use crate::frame::Frame;
+use crate::snapshot::SnapshotCell;
+use crate::time::{CycleClock, Duration};
+
+/// Interval between housekeeping passes.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_micros(100);
+
+impl Frame for Mbuf {
+    fn prepend(&mut self, len: usize) -> bool {
+        Mbuf::prepend(self, len).is_some()
+    }
+
+    fn adj(&mut self, len: usize) -> bool {
+        Mbuf::adj(self, len)
+    }
+
+    fn append(&mut self, len: usize) -> bool {
+        Mbuf::append(self, len).is_some()
+    }
+
+    fn trim(&mut self, len: usize) -> bool {
+        Mbuf::trim(self, len)
+    }
+}
+
+/// When an idle worker may sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleBackoff {
+    /// Consecutive empty rounds before sleeping.
+    pub polls: u32,
+    /// How long to sleep; zero means pure polling.
+    pub sleep: std::time::Duration,
+}
+
+impl IdleBackoff {
+    pub const POLLING: IdleBackoff = IdleBackoff {
+        polls: 0,
+        sleep: std::time::Duration::ZERO,
+    };
+}
+
+/// The queues of one port that belong to a worker.
+#[derive(Debug)]
+pub struct PortQueues {
+    pub rx: RxQueue,
+    pub tx: TxQueue,
+}
+
+/// Everything a worker owns; moved onto its lcore.
+#[derive(Debug)]
+pub struct Worker {
+    /// Indexed by the dataplane's port number.
+    pub ports: Vec<PortQueues>,
+    pub mempool: Mempool,
+    pub engine: Engine<Mbuf>,
+    pub snapshots: Arc<SnapshotCell>,
+    pub stop: Arc<AtomicBool>,
+    pub idle: IdleBackoff,
+    /// The daemon's clock, shared by all workers and the director's
+    /// construction, so that every `Instant` means the same moment.
+    pub clock: CycleClock,
+}
+
+/// The worker's side of [`PacketIo`]: per-port transmit buffers and a
+/// batch of mbufs to free.
+struct DpdkIo<'a> {
+    tx_buffers: &'a mut [TxBuffer],
+    ports: &'a mut [PortQueues],
+    free: &'a mut FreeBatch,
+    mempool: &'a Mempool,
+    counters: &'a WorkerCounters,
+}
+
+impl DpdkIo<'_> {
+    fn flush(&mut self, port: usize) {
+        let (Some(buffer), Some(queues)) =
+            (self.tx_buffers.get_mut(port), self.ports.get_mut(port))
+        else {
+            return;
+        };
+        let outcome = buffer.flush(&mut queues.tx);
+        bump(&self.counters.tx_packets, outcome.sent as u64);
+        if outcome.dropped > 0 {
+            self.counters
+                .count_drops(DropReason::TxQueueFull, outcome.dropped as u64);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for port in 0..self.tx_buffers.len() {
+            if !self.tx_buffers[port].is_empty() {
+                self.flush(port);
+            }
+        }
+        self.free.flush();
+    }
+}
+
+impl PacketIo for DpdkIo<'_> {
+    type Frame = Mbuf;
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.mempool.alloc()
+    }
+
+    #[inline]
+    fn transmit(&mut self, port: u16, mbuf: Mbuf) {
+        let port = usize::from(port);
+        let Some(buffer) = self.tx_buffers.get_mut(port) else {
+            self.counters.count_drop(DropReason::NoRoute);
+            self.free.push(mbuf);
+            return;
+        };
+        bump(&self.counters.tx_bytes, mbuf.len() as u64);
+        if let Err(mbuf) = buffer.push(mbuf) {
+            self.flush(port);
+            if let Err(mbuf) = self.tx_buffers[port].push(mbuf) {
+                // Unreachable after a flush, which empties the buffer.
+                self.free.push(mbuf);
+            }
+        }
+    }
+
+    fn to_kernel(&mut self, _port: u16, mbuf: Mbuf) {
+        self.counters.count_drop(DropReason::NoExceptionPath);
+        self.free.push(mbuf);
+    }
+
+    #[inline]
+    fn release(&mut self, mbuf: Mbuf) {
+        self.free.push(mbuf);
+    }
+}
+
+impl Worker {
+    /// Runs until the stop flag is set; returns 0 (the lcore's exit code).
+    pub fn run(mut self) -> i32 {
+        let clock = self.clock;
+        let counters = Arc::clone(self.engine.director().counters());
+        let mut tx_buffers: Vec<TxBuffer> =
+            self.ports.iter().map(|_| TxBuffer::default()).collect();
+        let mut free = FreeBatch::default();
+        let mut burst: Burst = Burst::default();
+        let mut next_housekeeping = clock.instant(tsc());
+        let mut empty_rounds = 0u32;
+        loop {
+            let now = clock.instant(tsc());
+            let mut io = DpdkIo {
+                tx_buffers: &mut tx_buffers,
+                ports: &mut self.ports,
+                free: &mut free,
+                mempool: &self.mempool,
+                counters: &counters,
+            };
+            let mut received = 0;
+            for port in 0..io.ports.len() {
+                let count = io.ports[port].rx.burst(&mut burst);
+                if count == 0 {
+                    continue;
+                }
+                received += count;
+                let mut packets = burst.drain();
+                packets.prefetch(0);
+                while let Some(mbuf) = packets.next() {
+                    packets.prefetch(0);
+                    if mbuf.segments() > 1 {
+                        counters.count_drop(DropReason::MultiSegment);
+                        io.release(mbuf);
+                        continue;
+                    }
+                    self.engine.receive(now, port as u16, mbuf, &mut io);
+                }
+            }
+            io.flush_all();
+
+            if now >= next_housekeeping {
+                next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+                if self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if self.snapshots.generation() != self.engine.director().snapshot().generation {
+                    // The control thread keeps every published snapshot
+                    // until workers let go, so dropping the old one here
+                    // never frees memory on the worker.
+                    drop(self.engine.adopt(self.snapshots.load(), now));
+                }
+                self.engine.housekeeping(now, &mut io);
+                io.flush_all();
+            }
+
+            if received == 0 {
+                empty_rounds = empty_rounds.saturating_add(1);
+                if !self.idle.sleep.is_zero() && empty_rounds >= self.idle.polls {
+                    std::thread::sleep(self.idle.sleep);
+                }
+            } else {
+                empty_rounds = 0;
+            }
+        }
+        0
+    }
+}
