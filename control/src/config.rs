@@ -1,0 +1,1355 @@
+//! rvsd's TOML configuration and its validation.
+//!
+//! The file is read in two steps. serde turns the text into [`Config`]:
+//! syntax errors, unknown keys (every table denies them) and wrong types
+//! stop there, with toml's own message, which names the key, line and
+//! column. Then [`Config::validate`] checks every value and every rule that
+//! ties values together, and reports each problem with the path of the
+//! field it concerns, for example
+//! `services[1].real_servers[0].weight: 70000 is above the maximum 65535`.
+//! A file with any problem is refused whole: rvsd applies nothing from it.
+//!
+//! `rvs.example.toml` at the repository root documents every key; a test
+//! below keeps it valid.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::model::{
+    ForwardMethod, MAX_WEIGHT, Persistence, Protocol, RealServerSpec, SchedulerFlag, SchedulerName,
+    ServiceKey, ServiceSpec, Timeouts,
+};
+use crate::protocol;
+
+/// The whole configuration of rvsd.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[eal]`: arguments for `rte_eal_init`.
+    pub eal: EalConfig,
+    /// `[dataplane]`: sizes and polling behaviour of the workers.
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+    /// `[control]`: the control socket.
+    #[serde(default)]
+    pub control: ControlConfig,
+    /// `[timeouts]`: connection idle timeouts, as `ipvsadm --set`.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// `[[ports]]`: the NICs rvsd drives, with the director's addresses.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    /// `[[routes]]`: static routes through gateways on connected subnets.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// `[[services]]`: virtual services and their real servers.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalConfig {
+    /// Passed to `rte_eal_init` as they are, before the port devices.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// Number of workers; `None`: one per EAL worker lcore.
+    pub workers: Option<u32>,
+    /// Mbufs in the packet pool.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache.
+    pub mbuf_cache: u32,
+    /// Receive ring size of every queue.
+    pub rx_descriptors: u16,
+    /// Transmit ring size of every queue.
+    pub tx_descriptors: u16,
+    /// Connection table entries of each worker.
+    pub connections_per_worker: u32,
+    /// 0: poll without pause (production). Otherwise a worker sleeps this
+    /// many microseconds after `idle_polls` empty polls in a row, which
+    /// leaves CPU to others on small shared machines and in tests.
+    pub idle_sleep_us: u32,
+    /// Empty polls in a row before a worker sleeps (see `idle_sleep_us`).
+    pub idle_polls: u32,
+    /// Seconds an ARP/ND entry stays valid without confirmation.
+    pub neighbour_timeout: u32,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            workers: None,
+            mbufs: 16383,
+            mbuf_cache: 256,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            connections_per_worker: 1 << 20,
+            idle_sleep_us: 0,
+            idle_polls: 10_000,
+            neighbour_timeout: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Path of the control socket that `rvsadm` talks to.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from(protocol::DEFAULT_SOCKET),
+        }
+    }
+}
+
+/// A NIC, or a DPDK virtual device, that rvsd drives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Name used in routes and logs: `[a-zA-Z0-9_-]{1,32}`, unique.
+    pub name: String,
+    /// A PCI address (`0000:03:00.0`, given to EAL with `-a`) or a vdev
+    /// spec (`net_af_packet0,iface=eth1`, given with `--vdev`).
+    pub device: String,
+    /// The director's own addresses on this port with their subnets
+    /// (`198.18.1.1/24`); unique across ports.
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+    /// MTU to set; `None` leaves the device's.
+    pub mtu: Option<u16>,
+}
+
+impl PortConfig {
+    /// The device name EAL knows: the PCI address, or the vdev name before
+    /// the first `,`.
+    pub fn dpdk_name(&self) -> &str {
+        self.device
+            .split_once(',')
+            .map_or(self.device.as_str(), |(name, _)| name)
+    }
+
+    /// Whether `device` is a PCI address (`DDDD:BB:DD.F`, hexadecimal).
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(&self.device)
+    }
+}
+
+/// A static route: `destination` is reached through `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub destination: IpNet,
+    /// Must lie in a connected subnet (of `port` when given).
+    pub gateway: IpAddr,
+    /// The port the gateway is reached through; `None`: the port whose
+    /// subnet holds the gateway.
+    pub port: Option<String>,
+}
+
+/// A virtual service with its real servers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub protocol: Protocol,
+    /// VIP and virtual port.
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub scheduler: SchedulerName,
+    /// ipvsadm's `-b` flags: sh-fallback, sh-port, mh-fallback, mh-port,
+    /// flag-1, flag-2, flag-3.
+    #[serde(default)]
+    pub scheduler_flags: Vec<String>,
+    /// `{ timeout = 300, netmask = 32 }`, as `-p 300 -M 255.255.255.255`.
+    pub persistence: Option<Persistence>,
+    #[serde(default)]
+    pub real_servers: Vec<RealServerSpec>,
+}
+
+impl ServiceConfig {
+    /// The service definition without its real servers.
+    pub fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            protocol: self.protocol,
+            address: self.address,
+            scheduler: self.scheduler,
+            scheduler_flags: self.scheduler_flags.clone(),
+            persistence: self.persistence,
+        }
+    }
+
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey {
+            protocol: self.protocol,
+            address: self.address,
+        }
+    }
+}
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type: toml's own message.
+    #[error("{}{message}", file_prefix(file.as_deref()))]
+    Syntax {
+        file: Option<PathBuf>,
+        message: String,
+    },
+    /// Values that break the rules; one line per problem.
+    #[error("{}", invalid_lines(file.as_deref(), problems))]
+    Invalid {
+        file: Option<PathBuf>,
+        problems: Vec<FieldError>,
+    },
+}
+
+impl ConfigError {
+    fn in_file(self, path: &Path) -> ConfigError {
+        match self {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                file: Some(path.to_owned()),
+                message,
+            },
+            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+                file: Some(path.to_owned()),
+                problems,
+            },
+            read @ ConfigError::Read { .. } => read,
+        }
+    }
+}
+
+/// One broken rule: the field's path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// For example `services[1].real_servers[0].weight`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Parses and validates a configuration.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+        file: None,
+        message: error.to_string(),
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Reads, parses and validates a configuration file; errors name the file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text).map_err(|error| error.in_file(path))
+}
+
+/// Largest persistence and connection timeout: one year.
+pub const MAX_TIMEOUT: u32 = 31_536_000;
+
+/// DPDK's default `RTE_MAX_LCORE`.
+const MAX_WORKERS: u64 = 128;
+
+impl Config {
+    /// The arguments for `rte_eal_init`: `eal.args`, then each port's
+    /// device in port order (`-a PCI` or `--vdev=SPEC`).
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut args = self.eal.args.clone();
+        for port in &self.ports {
+            if port.is_pci() {
+                args.push("-a".to_owned());
+                args.push(port.device.clone());
+            } else {
+                args.push(format!("--vdev={}", port.device));
+            }
+        }
+        args
+    }
+
+    /// The port that owns `address` as one of the director's addresses.
+    pub fn port_owning(&self, address: IpAddr) -> Option<&PortConfig> {
+        port_owning(&self.ports, address)
+    }
+
+    /// Checks every rule; the error lists every problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        self.check_limits(&mut problems);
+        self.check_eal(&mut problems);
+        self.check_ports(&mut problems);
+        self.check_routes(&mut problems);
+        self.check_services(&mut problems);
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                file: None,
+                problems: problems.0,
+            })
+        }
+    }
+
+    fn check_limits(&self, problems: &mut Problems) {
+        for (path, value, min, max) in LIMITS {
+            if let Some(value) = value(self) {
+                problems.range(path, value, min, max);
+            }
+        }
+        for (path, value) in [
+            ("dataplane.rx_descriptors", self.dataplane.rx_descriptors),
+            ("dataplane.tx_descriptors", self.dataplane.tx_descriptors),
+        ] {
+            if !value.is_power_of_two() {
+                problems.add(path, format_args!("{value} is not a power of two"));
+            }
+        }
+    }
+
+    fn check_eal(&self, problems: &mut Problems) {
+        if self.eal.args.is_empty() {
+            problems.add(
+                "eal.args",
+                "must not be empty: give at least the lcores, e.g. [\"-l\", \"0-1\"]",
+            );
+        }
+        for (i, arg) in self.eal.args.iter().enumerate() {
+            if DEVICE_ARGS
+                .iter()
+                .any(|device| arg == device || arg.starts_with(&format!("{device}=")))
+            {
+                problems.add(
+                    format_args!("eal.args[{i}]"),
+                    format_args!("\"{arg}\" is not allowed here: devices come from [[ports]], and rvsd adds -a or --vdev for each"),
+                );
+            }
+        }
+    }
+
+    fn check_ports(&self, problems: &mut Problems) {
+        if self.ports.is_empty() {
+            problems.add("ports", "at least one [[ports]] entry is needed");
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut devices: HashMap<&str, &str> = HashMap::new();
+        let mut addresses: HashMap<IpAddr, &str> = HashMap::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let at = format!("ports[{i}]");
+            if !is_port_name(&port.name) {
+                problems.add(
+                    format_args!("{at}.name"),
+                    format_args!("\"{}\" is not 1 to 32 of a-z A-Z 0-9 _ -", port.name),
+                );
+            } else if let Some(first) = names.insert(&port.name, i) {
+                problems.add(
+                    format_args!("{at}.name"),
+                    format_args!("\"{}\" is also the name of ports[{first}]", port.name),
+                );
+            }
+            check_device(port, &format!("{at}.device"), problems);
+            if let Some(other) = devices.insert(port.dpdk_name(), &port.name) {
+                problems.add(
+                    format_args!("{at}.device"),
+                    format_args!(
+                        "{} is also the device of port \"{other}\"",
+                        port.dpdk_name()
+                    ),
+                );
+            }
+            for (j, net) in port.addresses.iter().enumerate() {
+                let path = format!("{at}.addresses[{j}]");
+                if let Some(problem) = host_address_problem(net) {
+                    problems.add(&path, format_args!("{net} {problem}"));
+                }
+                if let Some(other) = addresses.insert(net.addr(), &port.name) {
+                    problems.add(
+                        &path,
+                        format_args!("{net} is also an address of port \"{other}\""),
+                    );
+                    continue;
+                }
+                let overlapping = self.ports[..i].iter().find_map(|earlier| {
+                    earlier
+                        .addresses
+                        .iter()
+                        .find(|theirs| subnets_overlap(net, theirs))
+                        .map(|theirs| (earlier, theirs))
+                });
+                if let Some((earlier, theirs)) = overlapping {
+                    problems.add(
+                        &path,
+                        format_args!(
+                            "{net} overlaps the subnet of port \"{}\" ({theirs}); each subnet belongs to one port",
+                            earlier.name
+                        ),
+                    );
+                }
+            }
+            if let Some(mtu) = port.mtu {
+                problems.range(&format!("{at}.mtu"), mtu.into(), 68, 9600);
+                if mtu < 1280 && port.addresses.iter().any(|net| net.addr().is_ipv6()) {
+                    problems.add(
+                        format_args!("{at}.mtu"),
+                        format_args!("{mtu} is below 1280, the minimum for IPv6, and the port has IPv6 addresses"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_routes(&self, problems: &mut Problems) {
+        let mut destinations: HashMap<IpNet, usize> = HashMap::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            let destination = route.destination;
+            if destination != destination.trunc() {
+                problems.add(
+                    format_args!("{at}.destination"),
+                    format_args!(
+                        "{destination} has host bits set (did you mean {}?)",
+                        destination.trunc()
+                    ),
+                );
+            } else if let Some(first) = destinations.insert(destination, i) {
+                problems.add(
+                    format_args!("{at}.destination"),
+                    format_args!("{destination} is also the destination of routes[{first}]"),
+                );
+            }
+            let gateway = route.gateway;
+            if gateway.is_ipv4() != destination.addr().is_ipv4() {
+                problems.add(
+                    format_args!("{at}.gateway"),
+                    format_args!(
+                        "{gateway} is {} but the destination {destination} is {}",
+                        family(gateway),
+                        family(destination.addr())
+                    ),
+                );
+                continue;
+            }
+            let candidates: Vec<&PortConfig> = match &route.port {
+                Some(name) => match self.ports.iter().find(|port| &port.name == name) {
+                    Some(port) => vec![port],
+                    None => {
+                        problems.add(
+                            format_args!("{at}.port"),
+                            format_args!("there is no port named \"{name}\""),
+                        );
+                        continue;
+                    }
+                },
+                None => self.ports.iter().collect(),
+            };
+            if let Some(owner) = self.port_owning(gateway) {
+                problems.add(
+                    format_args!("{at}.gateway"),
+                    format_args!(
+                        "{gateway} is an address of this director (port \"{}\")",
+                        owner.name
+                    ),
+                );
+            } else if !candidates
+                .iter()
+                .any(|port| port.addresses.iter().any(|net| net.contains(&gateway)))
+            {
+                let which = match &route.port {
+                    Some(name) => format!("port \"{name}\""),
+                    None => "any port".to_owned(),
+                };
+                problems.add(
+                    format_args!("{at}.gateway"),
+                    format_args!("{gateway} is not in a connected subnet of {which}"),
+                );
+            }
+        }
+    }
+
+    fn check_services(&self, problems: &mut Problems) {
+        let mut keys: HashMap<ServiceKey, usize> = HashMap::new();
+        for (i, service) in self.services.iter().enumerate() {
+            let at = format!("services[{i}]");
+            let key = service.key();
+            if let Some(first) = keys.insert(key, i) {
+                problems.add(&at, format_args!("duplicate of services[{first}] ({key})"));
+            }
+            let spec = service.spec();
+            problems.extend_under(&at, service_problems(&spec, &self.ports));
+            let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+            for (j, real) in service.real_servers.iter().enumerate() {
+                let at = format!("{at}.real_servers[{j}]");
+                if let Some(first) = seen.insert(real.address, j) {
+                    problems.add(
+                        &at,
+                        format_args!("duplicate of real_servers[{first}] ({})", real.address),
+                    );
+                }
+                problems.extend_under(&at, real_server_problems(&spec, real, &self.ports));
+            }
+        }
+    }
+}
+
+/// The rules of one service definition on its own, which rvsd also
+/// applies to services that rvsadm adds or edits. Paths are relative to
+/// the service: `address`, `scheduler_flags[0]`, `persistence.timeout`.
+pub fn service_problems(spec: &ServiceSpec, ports: &[PortConfig]) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let vip = spec.address;
+    if let Some(problem) = endpoint_problem(vip) {
+        problems.add("address", problem);
+    } else if let Some(owner) = port_owning(ports, vip.ip()) {
+        problems.add(
+            "address",
+            format_args!(
+                "{} is an address of port \"{}\", the director's own; a VIP must be an address of its own",
+                vip.ip(),
+                owner.name
+            ),
+        );
+    }
+    let mut bits: HashMap<u8, &str> = HashMap::new();
+    for (k, name) in spec.scheduler_flags.iter().enumerate() {
+        let path = format!("scheduler_flags[{k}]");
+        match SchedulerFlag::parse(name, spec.scheduler) {
+            Err(error) => problems.add(&path, error),
+            Ok(flag) => {
+                if let Some(other) = bits.insert(flag.bit, name) {
+                    problems.add(&path, format_args!("\"{name}\" repeats \"{other}\""));
+                }
+            }
+        }
+    }
+    if let Some(persistence) = &spec.persistence {
+        let host_prefix = if vip.is_ipv4() { 32 } else { 128 };
+        problems.range(
+            "persistence.timeout",
+            persistence.timeout.into(),
+            1,
+            MAX_TIMEOUT.into(),
+        );
+        problems.range(
+            "persistence.netmask",
+            persistence.netmask.into(),
+            0,
+            host_prefix,
+        );
+    }
+    problems.0
+}
+
+/// The rules of one real server of `service` on its own (paths
+/// `address`, `weight`, `lower_threshold`), which rvsd also applies to
+/// real servers that rvsadm adds or edits.
+pub fn real_server_problems(
+    service: &ServiceSpec,
+    real: &RealServerSpec,
+    ports: &[PortConfig],
+) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let rip = real.address;
+    if let Some(problem) = endpoint_problem(rip) {
+        problems.add("address", problem);
+    } else if rip.is_ipv4() != service.address.is_ipv4() {
+        problems.add(
+            "address",
+            format_args!(
+                "{} is {} but the service's VIP {} is {}",
+                rip.ip(),
+                family(rip.ip()),
+                service.address.ip(),
+                family(service.address.ip())
+            ),
+        );
+    } else if let Some(owner) = port_owning(ports, rip.ip()) {
+        problems.add(
+            "address",
+            format_args!(
+                "{} is an address of this director (port \"{}\")",
+                rip.ip(),
+                owner.name
+            ),
+        );
+    } else if !real.forward.allows_port_mapping() && rip.port() != service.address.port() {
+        problems.add(
+            "address",
+            format_args!(
+                "port {} differs from the service's port {}, but forward = \"{}\" cannot map ports (only masq and fullnat can)",
+                rip.port(),
+                service.address.port(),
+                forward_key(real.forward)
+            ),
+        );
+    } else if real.forward == ForwardMethod::Route && !is_connected(ports, rip.ip()) {
+        problems.add(
+            "address",
+            format_args!(
+                "{} is not in a connected subnet of any port, and forward = \"route\" needs the real server on the director's own segment",
+                rip.ip()
+            ),
+        );
+    }
+    problems.range("weight", real.weight.into(), 0, MAX_WEIGHT.into());
+    if real.upper_threshold > 0 && real.lower_threshold > real.upper_threshold {
+        problems.add(
+            "lower_threshold",
+            format_args!(
+                "{} is above upper_threshold {}",
+                real.lower_threshold, real.upper_threshold
+            ),
+        );
+    }
+    problems.0
+}
+
+/// The port that has `address` as one of the director's own addresses.
+fn port_owning(ports: &[PortConfig], address: IpAddr) -> Option<&PortConfig> {
+    ports
+        .iter()
+        .find(|port| port.addresses.iter().any(|net| net.addr() == address))
+}
+
+/// Whether `address` lies in a connected subnet of some port.
+fn is_connected(ports: &[PortConfig], address: IpAddr) -> bool {
+    ports
+        .iter()
+        .flat_map(|port| &port.addresses)
+        .any(|net| net.contains(&address))
+}
+
+/// Fields with a fixed range: path, value (`None`: not set), min, max.
+type Limit = (&'static str, fn(&Config) -> Option<u64>, u64, u64);
+
+#[rustfmt::skip]
+const LIMITS: [Limit; 12] = [
+    ("dataplane.workers", |c| c.dataplane.workers.map(u64::from), 1, MAX_WORKERS),
+    ("dataplane.mbufs", |c| Some(c.dataplane.mbufs.into()), 1023, 1 << 26),
+    // RTE_MEMPOOL_CACHE_MAX_SIZE. DPDK also wants the cache at most
+    // mbufs / 1.5, which the minimum of mbufs already ensures.
+    ("dataplane.mbuf_cache", |c| Some(c.dataplane.mbuf_cache.into()), 0, 512),
+    ("dataplane.rx_descriptors", |c| Some(c.dataplane.rx_descriptors.into()), 64, 16384),
+    ("dataplane.tx_descriptors", |c| Some(c.dataplane.tx_descriptors.into()), 64, 16384),
+    ("dataplane.connections_per_worker", |c| Some(c.dataplane.connections_per_worker.into()), 1024, 1 << 27),
+    ("dataplane.idle_sleep_us", |c| Some(c.dataplane.idle_sleep_us.into()), 0, 100_000),
+    ("dataplane.idle_polls", |c| Some(c.dataplane.idle_polls.into()), 1, 100_000_000),
+    ("dataplane.neighbour_timeout", |c| Some(c.dataplane.neighbour_timeout.into()), 5, 86_400),
+    ("timeouts.tcp", |c| Some(c.timeouts.tcp.into()), 1, MAX_TIMEOUT as u64),
+    ("timeouts.tcp_fin", |c| Some(c.timeouts.tcp_fin.into()), 1, MAX_TIMEOUT as u64),
+    ("timeouts.udp", |c| Some(c.timeouts.udp.into()), 1, MAX_TIMEOUT as u64),
+];
+
+/// EAL options that name devices; `[[ports]]` is the one place for those.
+const DEVICE_ARGS: [&str; 4] = ["-a", "--allow", "--vdev", "-w"];
+
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn add(&mut self, path: impl fmt::Display, message: impl fmt::Display) {
+        self.0.push(FieldError {
+            path: path.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Adds problems found in a part of the file, under that part's path.
+    fn extend_under(&mut self, prefix: &str, problems: Vec<FieldError>) {
+        self.0
+            .extend(problems.into_iter().map(|problem| FieldError {
+                path: format!("{prefix}.{}", problem.path),
+                message: problem.message,
+            }));
+    }
+
+    fn range(&mut self, path: &str, value: u64, min: u64, max: u64) {
+        if value < min {
+            self.add(path, format_args!("{value} is below the minimum {min}"));
+        } else if value > max {
+            self.add(path, format_args!("{value} is above the maximum {max}"));
+        }
+    }
+}
+
+fn check_device(port: &PortConfig, path: &str, problems: &mut Problems) {
+    let device = &port.device;
+    if device.trim().is_empty() {
+        problems.add(path, "must not be empty: a PCI address such as \"0000:03:00.0\" or a vdev such as \"net_af_packet0,iface=eth1\"");
+    } else if device.chars().any(char::is_whitespace) {
+        problems.add(path, format_args!("\"{device}\" contains white space"));
+    } else if !port.is_pci() && is_pci_address(&format!("0000:{device}")) {
+        problems.add(
+            path,
+            format_args!(
+                "\"{device}\" looks like a PCI address without its domain; write \"0000:{device}\""
+            ),
+        );
+    } else if port.dpdk_name().is_empty() {
+        problems.add(
+            path,
+            format_args!("\"{device}\" has no device name before its first ','"),
+        );
+    }
+}
+
+/// Why `net` cannot be one of the director's own addresses, if it cannot.
+fn host_address_problem(net: &IpNet) -> Option<&'static str> {
+    let address = net.addr();
+    if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
+        return Some("is not a unicast address");
+    }
+    if let IpNet::V4(v4) = net
+        && v4.prefix_len() < 31
+        && (v4.addr() == v4.network() || v4.addr() == v4.broadcast())
+    {
+        return Some("is the network or broadcast address of its subnet, not a host address");
+    }
+    None
+}
+
+/// Why a VIP or RIP with its port is unusable, if it is.
+fn endpoint_problem(address: SocketAddr) -> Option<String> {
+    let ip = address.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_unspecified() || ip.is_multicast() || broadcast {
+        Some(format!("{ip} is not a unicast address"))
+    } else if address.port() == 0 {
+        Some(format!("port 0 is not allowed in {address}: give the port"))
+    } else {
+        None
+    }
+}
+
+fn subnets_overlap(a: &IpNet, b: &IpNet) -> bool {
+    let (a, b) = (a.trunc(), b.trunc());
+    a.contains(&b) || b.contains(&a)
+}
+
+fn family(address: IpAddr) -> &'static str {
+    if address.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// The TOML spelling of a forwarding method.
+fn forward_key(forward: ForwardMethod) -> &'static str {
+    match forward {
+        ForwardMethod::Masq => "masq",
+        ForwardMethod::Route => "route",
+        ForwardMethod::Tunnel => "tunnel",
+        ForwardMethod::FullNat => "fullnat",
+    }
+}
+
+fn is_port_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// `DDDD:BB:DD.F` in hexadecimal, the form EAL prints.
+fn is_pci_address(text: &str) -> bool {
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = text.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(domain), Some(bus), Some(rest), None) => match rest.split_once('.') {
+            Some((device, function)) => {
+                hex(domain, 4) && hex(bus, 2) && hex(device, 2) && hex(function, 1)
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+fn file_prefix(file: Option<&Path>) -> String {
+    file.map(|path| format!("{}: ", path.display()))
+        .unwrap_or_default()
+}
+
+fn invalid_lines(file: Option<&Path>, problems: &[FieldError]) -> String {
+    let prefix = file_prefix(file);
+    problems
+        .iter()
+        .map(|problem| format!("{prefix}{problem}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../rvs.example.toml");
+
+    /// The smallest valid configuration; tests add one mistake each.
+    const MINIMAL: &str = r#"
+[eal]
+args = ["-l", "0-1"]
+
+[[ports]]
+name = "wan"
+device = "net_af_packet0,iface=veth-wan"
+addresses = ["198.18.0.1/24"]
+
+[[ports]]
+name = "lan"
+device = "0000:03:00.0"
+addresses = ["198.18.1.1/24", "fd00:1::1/64"]
+
+[[services]]
+protocol = "tcp"
+address = "198.18.0.10:80"
+scheduler = "rr"
+
+[[services.real_servers]]
+address = "198.18.1.11:80"
+forward = "masq"
+"#;
+
+    fn problems_of(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected an invalid configuration, got {other:?}"),
+        }
+    }
+
+    /// Asserts that `text` is refused with exactly `expected`.
+    fn refused(text: &str, expected: &str) {
+        assert_eq!(problems_of(text), vec![expected.to_owned()], "for:\n{text}");
+    }
+
+    fn syntax_error(text: &str) -> String {
+        match parse(text) {
+            Err(error @ ConfigError::Syntax { .. }) => error.to_string(),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    fn with(extra: &str) -> String {
+        format!("{MINIMAL}{extra}")
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let config = parse(EXAMPLE).unwrap();
+        assert_eq!(config.ports.len(), 2);
+        assert_eq!(config.ports[0].name, "wan");
+        assert_eq!(config.services.len(), 1);
+        let service = &config.services[0];
+        assert_eq!(service.address, "198.18.0.10:80".parse().unwrap());
+        assert_eq!(service.scheduler, SchedulerName::Rr);
+        let rips: Vec<SocketAddr> = service
+            .real_servers
+            .iter()
+            .map(|real| real.address)
+            .collect();
+        assert_eq!(
+            rips,
+            [
+                "198.18.1.11:80".parse().unwrap(),
+                "198.18.1.12:80".parse().unwrap()
+            ]
+        );
+        assert!(
+            service
+                .real_servers
+                .iter()
+                .all(|real| real.forward == ForwardMethod::Masq)
+        );
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.dataplane, DataplaneConfig::default());
+        assert_eq!(config.dataplane.mbufs, 16383);
+        assert_eq!(config.dataplane.connections_per_worker, 1_048_576);
+        assert_eq!(config.control.socket, PathBuf::from("/run/rvs/rvsd.sock"));
+        assert_eq!(
+            config.timeouts,
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            }
+        );
+        assert!(config.routes.is_empty());
+        let real = config.services[0].real_servers[0];
+        assert_eq!(
+            (real.weight, real.upper_threshold, real.lower_threshold),
+            (1, 0, 0)
+        );
+        let spec = config.services[0].spec();
+        assert_eq!(spec.key(), config.services[0].key());
+        assert!(spec.persistence.is_none());
+        let partial = with("[timeouts]\nudp = 60\n");
+        assert_eq!(
+            parse(&partial).unwrap().timeouts,
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 60
+            }
+        );
+        let service_default = MINIMAL.replace("scheduler = \"rr\"\n", "");
+        assert_eq!(
+            parse(&service_default).unwrap().services[0].scheduler,
+            SchedulerName::Wlc
+        );
+    }
+
+    #[test]
+    fn eal_args_add_the_port_devices_in_order() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(
+            config.eal_args(),
+            [
+                "-l",
+                "0-1",
+                "--vdev=net_af_packet0,iface=veth-wan",
+                "-a",
+                "0000:03:00.0"
+            ]
+        );
+        assert_eq!(config.ports[0].dpdk_name(), "net_af_packet0");
+        assert!(!config.ports[0].is_pci());
+        assert_eq!(config.ports[1].dpdk_name(), "0000:03:00.0");
+        assert!(config.ports[1].is_pci());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name_and_line() {
+        let message =
+            syntax_error(&MINIMAL.replace("forward = \"masq\"", "forward = \"masq\"\nwieght = 3"));
+        assert!(message.contains("unknown field `wieght`"), "{message}");
+        assert!(message.contains("line 23"), "{message}");
+        let message = syntax_error(&with("[dataplane]\nworker = 2\n"));
+        assert!(message.contains("unknown field `worker`"), "{message}");
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_their_line() {
+        let message = syntax_error(&MINIMAL.replace("198.18.0.10:80", "198.18.0.300:80"));
+        assert!(message.contains("invalid socket address"), "{message}");
+        assert!(message.contains("line 17"), "{message}");
+        let message = syntax_error(&MINIMAL.replace("198.18.0.1/24", "198.18.0.1/33"));
+        assert!(message.contains("line 8"), "{message}");
+        let message = syntax_error(&MINIMAL.replace("\"198.18.0.10:80\"", "80"));
+        assert!(message.contains("invalid type"), "{message}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rvs.toml");
+        std::fs::write(
+            &path,
+            with("[[services]]\nprotocol = \"tcp\"\naddress = \"198.18.0.10:80\"\n"),
+        )
+        .unwrap();
+        let message = load(&path).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: services[1]: duplicate of services[0] (TCP 198.18.0.10:80)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "[eal\n").unwrap();
+        let message = load(&path).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("{}: TOML parse error at line 1", path.display())),
+            "{message}"
+        );
+        let missing = dir.path().join("missing.toml");
+        let message = load(&missing).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("{}: ", missing.display())),
+            "{message}"
+        );
+        assert!(load(&dir.path().join("x")).is_err());
+    }
+
+    #[test]
+    fn duplicate_services_are_refused() {
+        refused(
+            &with("[[services]]\nprotocol = \"tcp\"\naddress = \"198.18.0.10:80\"\n"),
+            "services[1]: duplicate of services[0] (TCP 198.18.0.10:80)",
+        );
+        // Another protocol on the same VIP and port is another service.
+        parse(&with(
+            "[[services]]\nprotocol = \"udp\"\naddress = \"198.18.0.10:80\"\n",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn each_rule_is_refused_with_its_field_path() {
+        let cases: &[(&str, &str, &str)] = &[
+            // (replace this, with this, expected problem)
+            (
+                "args = [\"-l\", \"0-1\"]",
+                "args = []",
+                "eal.args: must not be empty: give at least the lcores, e.g. [\"-l\", \"0-1\"]",
+            ),
+            (
+                "\"0-1\"]",
+                "\"0-1\", \"--vdev=net_tap0\"]",
+                "eal.args[2]: \"--vdev=net_tap0\" is not allowed here: devices come from [[ports]], and rvsd adds -a or --vdev for each",
+            ),
+            (
+                "name = \"lan\"",
+                "name = \"wan\"",
+                "ports[1].name: \"wan\" is also the name of ports[0]",
+            ),
+            (
+                "name = \"lan\"",
+                "name = \"l a n\"",
+                "ports[1].name: \"l a n\" is not 1 to 32 of a-z A-Z 0-9 _ -",
+            ),
+            (
+                "device = \"0000:03:00.0\"",
+                "device = \"\"",
+                "ports[1].device: must not be empty: a PCI address such as \"0000:03:00.0\" or a vdev such as \"net_af_packet0,iface=eth1\"",
+            ),
+            (
+                "device = \"0000:03:00.0\"",
+                "device = \"03:00.0\"",
+                "ports[1].device: \"03:00.0\" looks like a PCI address without its domain; write \"0000:03:00.0\"",
+            ),
+            (
+                "device = \"0000:03:00.0\"",
+                "device = \"net_af_packet0,iface=x\"",
+                "ports[1].device: net_af_packet0 is also the device of port \"wan\"",
+            ),
+            (
+                "\"198.18.1.1/24\", \"fd00:1::1/64\"",
+                "\"198.18.1.1/24\", \"198.18.0.1/16\"",
+                "ports[1].addresses[1]: 198.18.0.1/16 is also an address of port \"wan\"",
+            ),
+            (
+                "\"198.18.1.1/24\", \"fd00:1::1/64\"",
+                "\"198.18.1.1/24\", \"198.18.0.2/24\"",
+                "ports[1].addresses[1]: 198.18.0.2/24 overlaps the subnet of port \"wan\" (198.18.0.1/24); each subnet belongs to one port",
+            ),
+            (
+                "\"198.18.1.1/24\", \"fd00:1::1/64\"",
+                "\"198.18.1.0/24\"",
+                "ports[1].addresses[0]: 198.18.1.0/24 is the network or broadcast address of its subnet, not a host address",
+            ),
+            (
+                "device = \"0000:03:00.0\"",
+                "device = \"0000:03:00.0\"\nmtu = 9601",
+                "ports[1].mtu: 9601 is above the maximum 9600",
+            ),
+            (
+                "device = \"0000:03:00.0\"",
+                "device = \"0000:03:00.0\"\nmtu = 1000",
+                "ports[1].mtu: 1000 is below 1280, the minimum for IPv6, and the port has IPv6 addresses",
+            ),
+            (
+                "address = \"198.18.0.10:80\"",
+                "address = \"198.18.0.1:80\"",
+                "services[0].address: 198.18.0.1 is an address of port \"wan\", the director's own; a VIP must be an address of its own",
+            ),
+            (
+                "address = \"198.18.0.10:80\"",
+                "address = \"198.18.0.10:0\"",
+                "services[0].address: port 0 is not allowed in 198.18.0.10:0: give the port",
+            ),
+            (
+                "address = \"198.18.0.10:80\"",
+                "address = \"224.0.0.1:80\"",
+                "services[0].address: 224.0.0.1 is not a unicast address",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\nscheduler_flags = [\"sh-port\"]",
+                "services[0].scheduler_flags[0]: scheduler flag \"sh-port\" needs scheduler sh, not rr",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\nscheduler_flags = [\"fast\"]",
+                "services[0].scheduler_flags[0]: \"fast\" is not a scheduler flag (known: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3)",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"sh\"\nscheduler_flags = [\"sh-port\", \"flag-2\"]",
+                "services[0].scheduler_flags[1]: \"flag-2\" repeats \"sh-port\"",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\npersistence = { timeout = 0, netmask = 32 }",
+                "services[0].persistence.timeout: 0 is below the minimum 1",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\npersistence = { timeout = 31536001, netmask = 32 }",
+                "services[0].persistence.timeout: 31536001 is above the maximum 31536000",
+            ),
+            (
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\npersistence = { timeout = 300, netmask = 33 }",
+                "services[0].persistence.netmask: 33 is above the maximum 32",
+            ),
+            (
+                "forward = \"masq\"",
+                "forward = \"masq\"\nweight = 70000",
+                "services[0].real_servers[0].weight: 70000 is above the maximum 65535",
+            ),
+            (
+                "forward = \"masq\"",
+                "forward = \"masq\"\nupper_threshold = 10\nlower_threshold = 50",
+                "services[0].real_servers[0].lower_threshold: 50 is above upper_threshold 10",
+            ),
+            (
+                "address = \"198.18.1.11:80\"",
+                "address = \"[fd00:1::11]:80\"",
+                "services[0].real_servers[0].address: fd00:1::11 is IPv6 but the service's VIP 198.18.0.10 is IPv4",
+            ),
+            (
+                "address = \"198.18.1.11:80\"",
+                "address = \"198.18.1.11:0\"",
+                "services[0].real_servers[0].address: port 0 is not allowed in 198.18.1.11:0: give the port",
+            ),
+            (
+                "address = \"198.18.1.11:80\"",
+                "address = \"198.18.1.1:80\"",
+                "services[0].real_servers[0].address: 198.18.1.1 is an address of this director (port \"lan\")",
+            ),
+            (
+                "forward = \"masq\"",
+                "forward = \"route\"\naddress = \"198.18.1.12:8080\"",
+                "services[0].real_servers[0].address: port 8080 differs from the service's port 80, but forward = \"route\" cannot map ports (only masq and fullnat can)",
+            ),
+            (
+                "forward = \"masq\"",
+                "forward = \"tunnel\"\naddress = \"198.18.9.12:8080\"",
+                "services[0].real_servers[0].address: port 8080 differs from the service's port 80, but forward = \"tunnel\" cannot map ports (only masq and fullnat can)",
+            ),
+            (
+                "forward = \"masq\"",
+                "forward = \"route\"\naddress = \"198.18.9.12:80\"",
+                "services[0].real_servers[0].address: 198.18.9.12 is not in a connected subnet of any port, and forward = \"route\" needs the real server on the director's own segment",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            assert!(MINIMAL.contains(from), "{from}");
+            // The real server's `address` key comes after `forward` in the
+            // replacement, so drop the original to keep keys unique.
+            let mut text = MINIMAL.replacen(from, to, 1);
+            if to.contains("\naddress = ") {
+                text = text.replacen("address = \"198.18.1.11:80\"\n", "", 1);
+            }
+            refused(&text, expected);
+        }
+    }
+
+    #[test]
+    fn one_service_or_real_server_is_checked_alone_with_relative_paths() {
+        let config = parse(MINIMAL).unwrap();
+        let service = config.services[0].spec();
+        assert!(service_problems(&service, &config.ports).is_empty());
+        let own = ServiceSpec {
+            address: "198.18.0.1:80".parse().unwrap(),
+            ..service.clone()
+        };
+        assert_eq!(
+            service_problems(&own, &config.ports)[0].to_string(),
+            "address: 198.18.0.1 is an address of port \"wan\", the director's own; a VIP must be an address of its own"
+        );
+        let heavy = RealServerSpec {
+            weight: 70000,
+            ..config.services[0].real_servers[0]
+        };
+        assert_eq!(
+            real_server_problems(&service, &heavy, &config.ports),
+            [FieldError {
+                path: "weight".into(),
+                message: "70000 is above the maximum 65535".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn duplicate_real_servers_are_refused() {
+        refused(
+            &with("[[services.real_servers]]\naddress = \"198.18.1.11:80\"\n"),
+            "services[0].real_servers[1]: duplicate of real_servers[0] (198.18.1.11:80)",
+        );
+    }
+
+    #[test]
+    fn ipv6_services_take_ipv6_netmasks() {
+        let v6 = "[[services]]\nprotocol = \"tcp\"\naddress = \"[fd00::10]:80\"\npersistence = { timeout = 300, netmask = 64 }\n[[services.real_servers]]\naddress = \"[fd00:1::11]:80\"\n";
+        parse(&with(v6)).unwrap();
+        refused(
+            &with(&v6.replace("netmask = 64", "netmask = 129")),
+            "services[1].persistence.netmask: 129 is above the maximum 128",
+        );
+    }
+
+    #[test]
+    fn dataplane_limits_are_checked() {
+        let cases = [
+            ("workers = 0", "dataplane.workers: 0 is below the minimum 1"),
+            (
+                "mbufs = 1000",
+                "dataplane.mbufs: 1000 is below the minimum 1023",
+            ),
+            (
+                "mbuf_cache = 513",
+                "dataplane.mbuf_cache: 513 is above the maximum 512",
+            ),
+            (
+                "rx_descriptors = 1000",
+                "dataplane.rx_descriptors: 1000 is not a power of two",
+            ),
+            (
+                "tx_descriptors = 32",
+                "dataplane.tx_descriptors: 32 is below the minimum 64",
+            ),
+            (
+                "connections_per_worker = 100",
+                "dataplane.connections_per_worker: 100 is below the minimum 1024",
+            ),
+            (
+                "idle_sleep_us = 100001",
+                "dataplane.idle_sleep_us: 100001 is above the maximum 100000",
+            ),
+            (
+                "neighbour_timeout = 4",
+                "dataplane.neighbour_timeout: 4 is below the minimum 5",
+            ),
+        ];
+        for (line, expected) in cases {
+            let problems = problems_of(&with(&format!("[dataplane]\n{line}\n")));
+            assert_eq!(problems[0], expected, "for {line}");
+        }
+        parse(&with("[dataplane]\nmbufs = 1023\nmbuf_cache = 512\n")).unwrap();
+        refused(
+            &with("[timeouts]\ntcp = 0\n"),
+            "timeouts.tcp: 0 is below the minimum 1",
+        );
+        refused(
+            &with("[timeouts]\nudp = 31536001\n"),
+            "timeouts.udp: 31536001 is above the maximum 31536000",
+        );
+    }
+
+    #[test]
+    fn routes_are_checked() {
+        parse(&with(
+            "[[routes]]\ndestination = \"198.18.9.0/24\"\ngateway = \"198.18.1.254\"\n",
+        ))
+        .unwrap();
+        parse(&with(
+            "[[routes]]\ndestination = \"fd00:9::/64\"\ngateway = \"fd00:1::fe\"\nport = \"lan\"\n",
+        ))
+        .unwrap();
+        let cases = [
+            (
+                "198.18.9.0/24",
+                "198.18.9.1",
+                None,
+                "routes[0].gateway: 198.18.9.1 is not in a connected subnet of any port",
+            ),
+            (
+                "198.18.9.0/24",
+                "198.18.1.254",
+                Some("wan"),
+                "routes[0].gateway: 198.18.1.254 is not in a connected subnet of port \"wan\"",
+            ),
+            (
+                "198.18.9.0/24",
+                "198.18.1.254",
+                Some("dmz"),
+                "routes[0].port: there is no port named \"dmz\"",
+            ),
+            (
+                "198.18.9.0/24",
+                "fd00:1::fe",
+                None,
+                "routes[0].gateway: fd00:1::fe is IPv6 but the destination 198.18.9.0/24 is IPv4",
+            ),
+            (
+                "198.18.9.1/24",
+                "198.18.1.254",
+                None,
+                "routes[0].destination: 198.18.9.1/24 has host bits set (did you mean 198.18.9.0/24?)",
+            ),
+            (
+                "198.18.9.0/24",
+                "198.18.1.1",
+                None,
+                "routes[0].gateway: 198.18.1.1 is an address of this director (port \"lan\")",
+            ),
+        ];
+        for (destination, gateway, port, expected) in cases {
+            let port = port
+                .map(|name| format!("port = \"{name}\"\n"))
+                .unwrap_or_default();
+            refused(
+                &with(&format!(
+                    "[[routes]]\ndestination = \"{destination}\"\ngateway = \"{gateway}\"\n{port}"
+                )),
+                expected,
+            );
+        }
+        refused(
+            &with(
+                "[[routes]]\ndestination = \"0.0.0.0/0\"\ngateway = \"198.18.0.254\"\n[[routes]]\ndestination = \"0.0.0.0/0\"\ngateway = \"198.18.1.254\"\n",
+            ),
+            "routes[1].destination: 0.0.0.0/0 is also the destination of routes[0]",
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = MINIMAL
+            .replace("forward = \"masq\"", "forward = \"masq\"\nweight = 70000")
+            .replace("name = \"lan\"", "name = \"wan\"");
+        assert_eq!(
+            problems_of(&text),
+            [
+                "ports[1].name: \"wan\" is also the name of ports[0]",
+                "services[0].real_servers[0].weight: 70000 is above the maximum 65535",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_ports_are_refused() {
+        refused(
+            "[eal]\nargs = [\"-l\", \"0\"]\n",
+            "ports: at least one [[ports]] entry is needed",
+        );
+        assert!(syntax_error("[dataplane]\n").contains("missing field `eal`"));
+    }
+}

@@ -1,0 +1,392 @@
+//! rvsd: start the dataplane from a configuration and serve the control
+//! socket until told to stop.
+//!
+//! Start-up checks everything it can before touching DPDK (the file, and
+//! what the dataplane supports), then initialises EAL, creates the packet
+//! pool, configures and starts every port with one queue pair per worker,
+//! publishes the first configuration snapshot and launches one worker per
+//! worker lcore. The calling thread, on EAL's main lcore, becomes the
+//! control thread: it serves the control socket (from helper threads that
+//! inherit its core), samples rates, frees retired snapshots and reclaims
+//! drained slots. SIGINT or SIGTERM stop the workers, the ports and EAL in
+//! that order.
+//!
+//! A change from `rvsadm` is answered only once every worker runs the
+//! configuration that contains it, so a script that adds a real server and
+//! then sends traffic sees the server in use.
+
+mod server;
+mod state;
+mod stats;
+
+pub use server::{ControlSocket, Handler};
+pub use state::{Change, Control, Limits, Refusal, unsupported_real_server, unsupported_service};
+pub use stats::Estimator;
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use dataplane::conn::HashSeed;
+use dataplane::counters::WorkerCounters;
+use dataplane::director::{Director, DirectorParams};
+use dataplane::engine::Engine;
+use dataplane::snapshot::{Retired, SnapshotCell};
+use dataplane::time::CycleClock;
+use dataplane::wire::MacAddr;
+use dataplane::worker::{IdleBackoff, PortQueues, Worker};
+use dpdk_bind::{
+    Eal, LcoreHandle, Mempool, Port, PortConfig as DpdkPortConfig, PortId, QueueId, tsc,
+};
+
+use crate::config::{Config, FieldError};
+use crate::protocol::{DaemonInfo, Reply, Request, Status};
+
+/// Room in the dataplane's per-worker tables.
+pub const LIMITS: Limits = Limits {
+    services: 4096,
+    real_servers: 65536,
+};
+/// Next hops a worker's neighbour table holds.
+const NEIGHBOURS: usize = 4096;
+/// How long a change waits for every worker to adopt it.
+const ADOPTION_TIMEOUT: StdDuration = StdDuration::from_secs(2);
+/// Mbufs a worker may hold outside the NIC rings: a receive burst, the
+/// transmit buffers, frames waiting for ARP, its mempool cache.
+const MBUFS_PER_WORKER: u32 = 32 * 4 + dataplane::engine::WAITING_CAPACITY as u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Config { problems: Vec<FieldError> },
+    #[error("EAL: {0}")]
+    Eal(#[from] dpdk_bind::EalError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("control socket {path}: {source}")]
+    Socket {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn setup_error(what: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Setup(what.to_string())
+}
+
+/// Checks a configuration as rvsd would before starting: the file's own
+/// rules and what the dataplane supports. Touches no DPDK.
+pub fn check(config: &Config) -> Result<(), DaemonError> {
+    let macs = vec![MacAddr::ZERO; config.ports.len()];
+    Control::new(config, macs, LIMITS)
+        .map(drop)
+        .map_err(|problems| DaemonError::Config { problems })
+}
+
+/// The daemon's shared state, reached from the control socket's threads.
+#[derive(Debug)]
+struct Daemon {
+    control: Mutex<Control>,
+    snapshots: Arc<SnapshotCell>,
+    retired: Mutex<Retired>,
+    workers: Vec<Arc<WorkerCounters>>,
+    estimator: Mutex<Estimator>,
+    info: DaemonInfo,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock left consistent data behind: every
+    // change is validated before anything is modified.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Daemon {
+    fn counters(&self) -> Vec<&WorkerCounters> {
+        self.workers.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// Publishes the control state's next snapshot and waits until every
+    /// worker runs it.
+    fn publish(&self, control: &mut Control) {
+        let snapshot = Arc::new(control.snapshot());
+        let generation = snapshot.generation;
+        lock(&self.retired).keep(Arc::clone(&snapshot));
+        self.snapshots.publish(snapshot);
+        let deadline = StdInstant::now() + ADOPTION_TIMEOUT;
+        while self.oldest_adopted() < generation {
+            if StdInstant::now() >= deadline {
+                tracing::warn!(
+                    generation,
+                    "not every worker adopted the new configuration in time"
+                );
+                return;
+            }
+            std::thread::sleep(StdDuration::from_micros(20));
+        }
+    }
+
+    fn oldest_adopted(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.snapshot_generation.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Periodic work of the control thread.
+    fn tick(&self, sample_seconds: Option<f64>) {
+        let workers = self.counters();
+        let mut control = lock(&self.control);
+        control.reclaim_slots(self.oldest_adopted(), &workers);
+        if let Some(seconds) = sample_seconds {
+            let (services, real_servers) = control.totals_by_slot(&workers);
+            lock(&self.estimator).sample(&services, &real_servers, seconds);
+        }
+        drop(control);
+        lock(&self.retired).collect();
+    }
+}
+
+impl Handler for Daemon {
+    fn handle(&self, request: Request) -> Result<Reply, Refusal> {
+        let workers = self.counters();
+        let mut control = lock(&self.control);
+        let change = match request {
+            Request::Hello(_) => {
+                return Err(Refusal {
+                    status: Status::Malformed,
+                    message: "hello was already exchanged".into(),
+                });
+            }
+            Request::Info => return Ok(Reply::Info(self.info.clone())),
+            Request::GetTimeouts => return Ok(Reply::Timeouts(control.timeouts())),
+            Request::ListServices(filter) => {
+                let estimator = lock(&self.estimator);
+                return control
+                    .status(filter.service.as_ref(), &workers, &estimator)
+                    .map(Reply::Services);
+            }
+            Request::ZeroCounters(filter) => {
+                return control
+                    .zero(filter.service.as_ref(), &workers)
+                    .map(|()| Reply::Done {});
+            }
+            Request::AddService(spec) => Change::AddService(spec),
+            Request::EditService(spec) => Change::EditService(spec),
+            Request::DeleteService(key) => Change::DeleteService(key),
+            Request::Flush => Change::Flush,
+            Request::AddRealServer(change) => Change::AddRealServer(change),
+            Request::EditRealServer(change) => Change::EditRealServer(change),
+            Request::DeleteRealServer(reference) => Change::DeleteRealServer(reference),
+            Request::SetTimeouts(timeouts) => Change::SetTimeouts(timeouts),
+        };
+        control.apply(&change)?;
+        tracing::info!(?change, "applied");
+        self.publish(&mut control);
+        Ok(Reply::Done {})
+    }
+}
+
+/// A random key for the connection hash, so clients cannot predict it.
+fn random_seed() -> HashSeed {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut words = [0u64; 2];
+    for (i, word) in words.iter_mut().enumerate() {
+        let mut hasher = state.build_hasher();
+        hasher.write_usize(i);
+        hasher.write_u64(tsc());
+        *word = hasher.finish();
+    }
+    HashSeed(words)
+}
+
+/// Runs rvsd until SIGINT or SIGTERM.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Everything that can be refused is refused before EAL starts.
+    check(&config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(setup_error)?;
+    }
+
+    let eal = Eal::init(&config.eal_args())?;
+    let lcores: Vec<_> = eal.worker_lcores().collect();
+    let worker_count = config
+        .dataplane
+        .workers
+        .map_or(lcores.len(), |w| w as usize);
+    if lcores.is_empty() || worker_count > lcores.len() {
+        return Err(setup_error(format!(
+            "dataplane.workers: {} worker(s) need as many worker lcores, and EAL has {} besides the main lcore (give more cores with -l in eal.args)",
+            worker_count.max(1),
+            lcores.len()
+        )));
+    }
+    let lcores = &lcores[..worker_count];
+    let socket = eal
+        .lcore_socket(eal.main_lcore())
+        .unwrap_or(dpdk_bind::SocketId::ANY);
+    let ports_count = config.ports.len() as u32;
+    let descriptors =
+        u32::from(config.dataplane.rx_descriptors) + u32::from(config.dataplane.tx_descriptors);
+    let needed = worker_count as u32
+        * (ports_count * descriptors + MBUFS_PER_WORKER + config.dataplane.mbuf_cache);
+    if config.dataplane.mbufs < needed {
+        return Err(setup_error(format!(
+            "dataplane.mbufs: {} mbufs cannot fill {} port(s) x {} worker(s) x {} descriptors plus what workers hold; give at least {needed}",
+            config.dataplane.mbufs, ports_count, worker_count, descriptors
+        )));
+    }
+    let pool = Mempool::new(
+        &eal,
+        "rvs_pool",
+        config.dataplane.mbufs,
+        config.dataplane.mbuf_cache,
+        Mempool::DEFAULT_DATA_ROOM,
+        socket,
+    )
+    .map_err(|error| setup_error(format!("packet pool: {error}")))?;
+
+    let mut ports = Vec::new();
+    let mut macs = Vec::new();
+    for (i, port_config) in config.ports.iter().enumerate() {
+        let named = |error: &dyn std::fmt::Display| {
+            setup_error(format!(
+                "ports[{i}] (\"{}\", {}): {error}",
+                port_config.name, port_config.device
+            ))
+        };
+        let id = PortId::by_name(&eal, port_config.dpdk_name()).map_err(|e| named(&e))?;
+        let settings = DpdkPortConfig {
+            rx_queues: worker_count as u16,
+            tx_queues: worker_count as u16,
+            rx_descriptors: config.dataplane.rx_descriptors,
+            tx_descriptors: config.dataplane.tx_descriptors,
+            mtu: port_config.mtu,
+            rss: worker_count > 1,
+            promiscuous: false,
+        };
+        let mut port =
+            Port::configure(&eal, id, &settings, &pool, socket).map_err(|e| named(&e))?;
+        port.start().map_err(|e| named(&e))?;
+        let mac = MacAddr(port.mac_address().map_err(|e| named(&e))?);
+        let link = port.link().map_err(|e| named(&e))?;
+        tracing::info!(port = %port_config.name, device = %port_config.device, %mac, up = link.up, speed_mbps = ?link.speed_mbps, "port started");
+        macs.push(mac);
+        ports.push(port);
+    }
+
+    let mut control =
+        Control::new(&config, macs, LIMITS).map_err(|problems| DaemonError::Config { problems })?;
+    let first = Arc::new(control.snapshot());
+    let snapshots = Arc::new(SnapshotCell::new(Arc::clone(&first)));
+    let mut retired = Retired::default();
+    retired.keep(first);
+
+    let clock = CycleClock::new(tsc(), eal.tsc_hz());
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let hash_seed = random_seed();
+    let idle = IdleBackoff {
+        polls: config.dataplane.idle_polls,
+        sleep: StdDuration::from_micros(u64::from(config.dataplane.idle_sleep_us)),
+    };
+    let mut workers = Vec::new();
+    let mut handles: Vec<LcoreHandle> = Vec::new();
+    for (index, &lcore) in lcores.iter().enumerate() {
+        let counters = Arc::new(WorkerCounters::new(
+            LIMITS.services as usize,
+            LIMITS.real_servers as usize,
+        ));
+        let director = Director::new(
+            DirectorParams {
+                connections: config.dataplane.connections_per_worker,
+                neighbours: NEIGHBOURS,
+                hash_seed,
+            },
+            snapshots.load(),
+            Arc::clone(&counters),
+            clock.instant(tsc()),
+        );
+        let queue = QueueId(index as u16);
+        let queues = ports
+            .iter()
+            .map(|port| {
+                Ok(PortQueues {
+                    rx: port.rx_queue(queue)?,
+                    tx: port.tx_queue(queue)?,
+                })
+            })
+            .collect::<Result<Vec<_>, dpdk_bind::PortError>>()
+            .map_err(setup_error)?;
+        let worker = Worker {
+            ports: queues,
+            mempool: pool.clone(),
+            engine: Engine::new(director),
+            snapshots: Arc::clone(&snapshots),
+            stop: Arc::clone(&worker_stop),
+            idle,
+            clock,
+        };
+        let handle = eal
+            .launch_on(lcore, move || worker.run())
+            .map_err(|error| setup_error(format!("worker on {lcore:?}: {error}")))?;
+        tracing::info!(worker = index, ?lcore, "worker started");
+        handles.push(handle);
+        workers.push(counters);
+    }
+
+    let daemon = Arc::new(Daemon {
+        info: DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            connection_table_size: u64::from(config.dataplane.connections_per_worker)
+                * worker_count as u64,
+            workers: worker_count as u32,
+        },
+        control: Mutex::new(control),
+        snapshots,
+        retired: Mutex::new(retired),
+        workers,
+        estimator: Mutex::new(Estimator::default()),
+    });
+    let control_socket =
+        ControlSocket::bind(&config.control.socket).map_err(|source| DaemonError::Socket {
+            path: config.control.socket.display().to_string(),
+            source,
+        })?;
+    control_socket
+        .serve(Arc::clone(&daemon) as Arc<dyn Handler>)
+        .map_err(setup_error)?;
+    tracing::info!(socket = %control_socket.path().display(), workers = worker_count, "rvsd ready");
+
+    let mut last_sample = StdInstant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(StdDuration::from_millis(100));
+        let elapsed = last_sample.elapsed();
+        let sample = (elapsed >= stats::SAMPLE_INTERVAL).then(|| {
+            last_sample = StdInstant::now();
+            elapsed.as_secs_f64()
+        });
+        daemon.tick(sample);
+    }
+
+    tracing::info!("stopping");
+    drop(control_socket);
+    worker_stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        let lcore = handle.lcore();
+        if handle.wait() != 0 {
+            tracing::warn!(?lcore, "worker ended with an error");
+        }
+    }
+    for mut port in ports {
+        if let Err(error) = port.stop() {
+            tracing::warn!(%error, "stopping a port");
+        }
+    }
+    drop(pool);
+    if let Err(error) = eal.cleanup() {
+        tracing::warn!(%error, "EAL cleanup");
+    }
+    Ok(())
+}

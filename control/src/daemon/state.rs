@@ -1,0 +1,659 @@
+//! The daemon's configuration state: services and real servers as users
+//! gave them, the slots they hold in the dataplane, and the snapshots built
+//! from them.
+//!
+//! Every change goes through [`Control::apply`], whether it comes from the
+//! TOML file at start-up or from `rvsadm`, so both are checked the same
+//! way; a refused change leaves everything as it was.
+//!
+//! # Slots
+//!
+//! Services and real servers get small numbers (slots) that index the
+//! workers' counters and scheduler states. A removed real server's
+//! connections keep running, and keep counting against its slot, so its
+//! slot drains (as IPVS keeps removed destinations in its trash) until
+//! every worker runs a configuration without it and none of its
+//! connections is left; only then may the slot be given out again.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+
+use dataplane::conn::{Method, StateTimeouts};
+use dataplane::counters::{TrafficTotals, WorkerCounters};
+use dataplane::route::Route;
+use dataplane::sched::SchedulerKind;
+use dataplane::snapshot::{PortAddresses, RealServer, Service, Snapshot};
+use dataplane::time::Duration;
+use dataplane::wire::{Ipv4Cidr, MacAddr};
+
+use crate::config::{self, Config, FieldError, PortConfig};
+use crate::model::{
+    ForwardMethod, Protocol, RealServerSpec, RealServerStatus, SchedulerName, ServiceKey,
+    ServiceSpec, ServiceStatus, Stats, Timeouts,
+};
+use crate::protocol::{RealServerChange, RealServerRef, Status};
+
+use super::stats::Estimator;
+
+/// Why a change was refused: the protocol status and ipvsadm's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: Status,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(status: Status, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// A change to the load-balancing configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    AddService(ServiceSpec),
+    EditService(ServiceSpec),
+    DeleteService(ServiceKey),
+    Flush,
+    AddRealServer(RealServerChange),
+    EditRealServer(RealServerChange),
+    DeleteRealServer(RealServerRef),
+    SetTimeouts(Timeouts),
+}
+
+/// How many services and real servers the dataplane has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub services: u32,
+    pub real_servers: u32,
+}
+
+#[derive(Debug, Clone)]
+struct RealServerEntry {
+    spec: RealServerSpec,
+    slot: u32,
+}
+
+#[derive(Debug, Clone)]
+struct ServiceEntry {
+    spec: ServiceSpec,
+    slot: u32,
+    real_servers: Vec<RealServerEntry>,
+}
+
+/// Hands out slots and takes them back once drained.
+#[derive(Debug)]
+struct Slots {
+    limit: u32,
+    next: u32,
+    free: Vec<u32>,
+    /// Released slots and the generation that no longer has them.
+    draining: Vec<(u32, u64)>,
+}
+
+impl Slots {
+    fn new(limit: u32) -> Slots {
+        Slots {
+            limit,
+            next: 0,
+            free: Vec::new(),
+            draining: Vec::new(),
+        }
+    }
+
+    fn allocate(&mut self) -> Option<u32> {
+        if let Some(slot) = self.free.pop() {
+            return Some(slot);
+        }
+        (self.next < self.limit).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn release(&mut self, slot: u32, generation: u64) {
+        self.draining.push((slot, generation));
+    }
+
+    /// Frees the draining slots that every worker has stopped scheduling
+    /// to (they adopted `adopted` or later) and that nothing still uses.
+    fn reclaim(&mut self, adopted: u64, in_use: impl Fn(u32) -> bool) -> Vec<u32> {
+        let mut reclaimed = Vec::new();
+        self.draining.retain(|&(slot, generation)| {
+            let done = adopted >= generation && !in_use(slot);
+            if done {
+                reclaimed.push(slot);
+            }
+            !done
+        });
+        self.free.extend(&reclaimed);
+        reclaimed
+    }
+}
+
+/// The daemon's configuration (see the module docs).
+#[derive(Debug)]
+pub struct Control {
+    ports: Vec<PortConfig>,
+    port_macs: Vec<MacAddr>,
+    routes: Vec<Route>,
+    neighbour_timeout: u32,
+    timeouts: Timeouts,
+    services: Vec<ServiceEntry>,
+    generation: u64,
+    service_slots: Slots,
+    real_server_slots: Slots,
+    /// Totals at the last zeroing (or allocation) of each slot.
+    service_baseline: Vec<TrafficTotals>,
+    real_server_baseline: Vec<TrafficTotals>,
+}
+
+impl Control {
+    /// The state of a freshly started daemon: the file's ports, routes and
+    /// timeouts, and its services applied one by one. `port_macs` are the
+    /// ports' MAC addresses, in configuration order.
+    pub fn new(
+        config: &Config,
+        port_macs: Vec<MacAddr>,
+        limits: Limits,
+    ) -> Result<Control, Vec<FieldError>> {
+        let mut problems = unsupported_in_config(config);
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|route| dataplane_route(config, route))
+            .collect();
+        let mut control = Control {
+            ports: config.ports.clone(),
+            port_macs,
+            routes,
+            neighbour_timeout: config.dataplane.neighbour_timeout,
+            timeouts: config.timeouts,
+            services: Vec::new(),
+            generation: 0,
+            service_slots: Slots::new(limits.services),
+            real_server_slots: Slots::new(limits.real_servers),
+            service_baseline: vec![TrafficTotals::default(); limits.services as usize],
+            real_server_baseline: vec![TrafficTotals::default(); limits.real_servers as usize],
+        };
+        for (i, service) in config.services.iter().enumerate() {
+            if let Err(refusal) = control.apply(&Change::AddService(service.spec())) {
+                problems.push(FieldError {
+                    path: format!("services[{i}]"),
+                    message: refusal.message,
+                });
+                continue;
+            }
+            for (j, real_server) in service.real_servers.iter().enumerate() {
+                let change = Change::AddRealServer(RealServerChange {
+                    service: service.key(),
+                    real_server: *real_server,
+                });
+                if let Err(refusal) = control.apply(&change) {
+                    problems.push(FieldError {
+                        path: format!("services[{i}].real_servers[{j}]"),
+                        message: refusal.message,
+                    });
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(control)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Applies a change, or refuses it and changes nothing.
+    pub fn apply(&mut self, change: &Change) -> Result<(), Refusal> {
+        match change {
+            Change::AddService(spec) => {
+                if self.find_service(&spec.key()).is_some() {
+                    return Err(Refusal::new(Status::Exists, "Service already exists"));
+                }
+                self.check_service(spec)?;
+                let slot = self.service_slots.allocate().ok_or_else(|| {
+                    Refusal::new(
+                        Status::Invalid,
+                        "Too many services for the dataplane's slots",
+                    )
+                })?;
+                self.service_baseline[slot as usize] = TrafficTotals::default();
+                self.services.push(ServiceEntry {
+                    spec: spec.clone(),
+                    slot,
+                    real_servers: Vec::new(),
+                });
+            }
+            Change::EditService(spec) => {
+                let index = self.service_index(&spec.key(), "No such service")?;
+                self.check_service(spec)?;
+                self.services[index].spec = spec.clone();
+            }
+            Change::DeleteService(key) => {
+                let index = self.service_index(key, "No such service")?;
+                let removed = self.services.remove(index);
+                self.release_service(removed);
+            }
+            Change::Flush => {
+                for removed in std::mem::take(&mut self.services) {
+                    self.release_service(removed);
+                }
+            }
+            Change::AddRealServer(change) => {
+                let index = self.service_index(&change.service, "Service not defined")?;
+                let service = &self.services[index];
+                if service
+                    .real_servers
+                    .iter()
+                    .any(|rs| rs.spec.address == change.real_server.address)
+                {
+                    return Err(Refusal::new(Status::Exists, "Destination already exists"));
+                }
+                self.check_real_server(&service.spec, &change.real_server)?;
+                let slot = self.real_server_slots.allocate().ok_or_else(|| {
+                    Refusal::new(
+                        Status::Invalid,
+                        "Too many real servers for the dataplane's slots",
+                    )
+                })?;
+                self.real_server_baseline[slot as usize] = TrafficTotals::default();
+                self.services[index].real_servers.push(RealServerEntry {
+                    spec: change.real_server,
+                    slot,
+                });
+            }
+            Change::EditRealServer(change) => {
+                let index = self.service_index(&change.service, "Service not defined")?;
+                let position = self.real_server_position(index, change.real_server.address)?;
+                self.check_real_server(&self.services[index].spec, &change.real_server)?;
+                self.services[index].real_servers[position].spec = change.real_server;
+            }
+            Change::DeleteRealServer(reference) => {
+                let index = self.service_index(&reference.service, "Service not defined")?;
+                let position = self.real_server_position(index, reference.address)?;
+                let removed = self.services[index].real_servers.remove(position);
+                self.real_server_slots
+                    .release(removed.slot, self.generation + 1);
+            }
+            Change::SetTimeouts(timeouts) => {
+                // ipvsadm --set: 0 leaves a value unchanged.
+                for (value, current) in [
+                    (timeouts.tcp, &mut self.timeouts.tcp),
+                    (timeouts.tcp_fin, &mut self.timeouts.tcp_fin),
+                    (timeouts.udp, &mut self.timeouts.udp),
+                ] {
+                    if value > config::MAX_TIMEOUT {
+                        return Err(Refusal::new(
+                            Status::Invalid,
+                            format!(
+                                "timeout {value} is above the maximum {}",
+                                config::MAX_TIMEOUT
+                            ),
+                        ));
+                    }
+                    if value != 0 {
+                        *current = value;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the next snapshot, with a new generation.
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.generation += 1;
+        let ports = self
+            .ports
+            .iter()
+            .zip(&self.port_macs)
+            .map(|(port, mac)| PortAddresses {
+                mac: *mac,
+                ipv4: port
+                    .addresses
+                    .iter()
+                    .filter_map(|net| match net {
+                        ipnet::IpNet::V4(net) => Ipv4Cidr::new(net.addr(), net.prefix_len()).ok(),
+                        ipnet::IpNet::V6(_) => None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let services = self
+            .services
+            .iter()
+            .map(|entry| {
+                let real_servers = entry
+                    .real_servers
+                    .iter()
+                    .map(|rs| RealServer {
+                        slot: rs.slot,
+                        address: rs.spec.address.ip(),
+                        port: rs.spec.address.port(),
+                        weight: rs.spec.weight,
+                        method: method(rs.spec.forward),
+                    })
+                    .collect();
+                Service::new(
+                    entry.slot as u16,
+                    protocol_number(entry.spec.protocol),
+                    entry.spec.address.ip(),
+                    entry.spec.address.port(),
+                    scheduler_kind(entry.spec.scheduler),
+                    real_servers,
+                )
+            })
+            .collect();
+        Snapshot::new(
+            self.generation,
+            ports,
+            self.routes.clone(),
+            services,
+            StateTimeouts::new(self.timeouts.tcp, self.timeouts.tcp_fin, self.timeouts.udp),
+            Duration::from_secs(u64::from(self.neighbour_timeout)),
+        )
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// Gives drained slots back (see the module docs); `adopted` is the
+    /// oldest generation any worker still runs.
+    pub fn reclaim_slots(&mut self, adopted: u64, workers: &[&WorkerCounters]) {
+        let rs_in_use = |slot: u32| {
+            workers.iter().any(|w| {
+                let rs = w.real_server(slot);
+                rs.active.load(Ordering::Relaxed) != 0 || rs.inactive.load(Ordering::Relaxed) != 0
+            })
+        };
+        self.real_server_slots.reclaim(adopted, rs_in_use);
+        let service_in_use = |slot: u32| workers.iter().any(|w| w.service_connections(slot) != 0);
+        self.service_slots.reclaim(adopted, service_in_use);
+    }
+
+    /// Sets the baseline of the service's counters (or of every service)
+    /// and of its real servers to their current totals (ipvsadm -Z).
+    pub fn zero(
+        &mut self,
+        service: Option<&ServiceKey>,
+        workers: &[&WorkerCounters],
+    ) -> Result<(), Refusal> {
+        let indices: Vec<usize> = match service {
+            Some(key) => vec![self.service_index(key, "No such service")?],
+            None => (0..self.services.len()).collect(),
+        };
+        for index in indices {
+            let entry = &self.services[index];
+            self.service_baseline[entry.slot as usize] = service_totals(workers, entry.slot);
+            for rs in &entry.real_servers {
+                self.real_server_baseline[rs.slot as usize] = real_server_totals(workers, rs.slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// The listing of `rvsadm -L`: services in the order they were added,
+    /// with counts and counters summed over the workers.
+    pub fn status(
+        &self,
+        only: Option<&ServiceKey>,
+        workers: &[&WorkerCounters],
+        rates: &Estimator,
+    ) -> Result<Vec<ServiceStatus>, Refusal> {
+        if let Some(key) = only {
+            self.service_index(key, "No such service")?;
+        }
+        Ok(self
+            .services
+            .iter()
+            .filter(|entry| only.is_none_or(|key| *key == entry.spec.key()))
+            .map(|entry| ServiceStatus {
+                spec: entry.spec.clone(),
+                stats: stats(
+                    service_totals(workers, entry.slot),
+                    self.service_baseline[entry.slot as usize],
+                ),
+                rates: rates.service(entry.slot),
+                real_servers: entry
+                    .real_servers
+                    .iter()
+                    .map(|rs| {
+                        let (active, inactive) = workers.iter().fold((0u64, 0u64), |(a, i), w| {
+                            let counters = w.real_server(rs.slot);
+                            (
+                                a.wrapping_add(counters.active.load(Ordering::Relaxed)),
+                                i.wrapping_add(counters.inactive.load(Ordering::Relaxed)),
+                            )
+                        });
+                        RealServerStatus {
+                            spec: rs.spec,
+                            active_conns: active,
+                            inactive_conns: inactive,
+                            persistent_conns: 0,
+                            stats: stats(
+                                real_server_totals(workers, rs.slot),
+                                self.real_server_baseline[rs.slot as usize],
+                            ),
+                            rates: rates.real_server(rs.slot),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Totals of every service and real server slot in use (since the
+    /// slot was given out), for the rate estimator.
+    #[allow(clippy::type_complexity)]
+    pub fn totals_by_slot(
+        &self,
+        workers: &[&WorkerCounters],
+    ) -> (Vec<(u32, TrafficTotals)>, Vec<(u32, TrafficTotals)>) {
+        let services = self
+            .services
+            .iter()
+            .map(|s| (s.slot, service_totals(workers, s.slot)))
+            .collect();
+        let real_servers = self
+            .services
+            .iter()
+            .flat_map(|s| &s.real_servers)
+            .map(|rs| (rs.slot, real_server_totals(workers, rs.slot)))
+            .collect();
+        (services, real_servers)
+    }
+
+    fn release_service(&mut self, removed: ServiceEntry) {
+        let generation = self.generation + 1;
+        for rs in removed.real_servers {
+            self.real_server_slots.release(rs.slot, generation);
+        }
+        self.service_slots.release(removed.slot, generation);
+    }
+
+    fn find_service(&self, key: &ServiceKey) -> Option<usize> {
+        self.services.iter().position(|s| s.spec.key() == *key)
+    }
+
+    fn service_index(&self, key: &ServiceKey, missing: &str) -> Result<usize, Refusal> {
+        self.find_service(key)
+            .ok_or_else(|| Refusal::new(Status::NotFound, missing))
+    }
+
+    fn real_server_position(
+        &self,
+        service: usize,
+        address: std::net::SocketAddr,
+    ) -> Result<usize, Refusal> {
+        self.services[service]
+            .real_servers
+            .iter()
+            .position(|rs| rs.spec.address == address)
+            .ok_or_else(|| Refusal::new(Status::NotFound, "No such destination"))
+    }
+
+    fn check_service(&self, spec: &ServiceSpec) -> Result<(), Refusal> {
+        if let Some(problem) = config::service_problems(spec, &self.ports)
+            .into_iter()
+            .next()
+        {
+            return Err(Refusal::new(Status::Invalid, problem.to_string()));
+        }
+        unsupported_service(spec).map_or(Ok(()), |message| {
+            Err(Refusal::new(Status::Unsupported, message))
+        })
+    }
+
+    fn check_real_server(
+        &self,
+        service: &ServiceSpec,
+        spec: &RealServerSpec,
+    ) -> Result<(), Refusal> {
+        if let Some(problem) = config::real_server_problems(service, spec, &self.ports)
+            .into_iter()
+            .next()
+        {
+            return Err(Refusal::new(Status::Invalid, problem.to_string()));
+        }
+        unsupported_real_server(spec).map_or(Ok(()), |message| {
+            Err(Refusal::new(Status::Unsupported, message))
+        })
+    }
+}
+
+/// What the dataplane cannot do yet, in a service definition.
+pub fn unsupported_service(spec: &ServiceSpec) -> Option<String> {
+    if spec.address.is_ipv6() {
+        return Some("IPv6 services are not supported yet".to_owned());
+    }
+    if !matches!(spec.scheduler, SchedulerName::Rr | SchedulerName::Wrr) {
+        return Some(format!(
+            "Scheduler '{}' is not supported yet (rr and wrr are)",
+            spec.scheduler
+        ));
+    }
+    if !spec.scheduler_flags.is_empty() {
+        return Some("Scheduler flags (-b) are not supported yet".to_owned());
+    }
+    if spec.persistence.is_some() {
+        return Some("Persistence (-p) is not supported yet".to_owned());
+    }
+    None
+}
+
+/// What the dataplane cannot do yet, in a real server definition.
+pub fn unsupported_real_server(spec: &RealServerSpec) -> Option<String> {
+    if spec.forward != ForwardMethod::Masq {
+        return Some(format!(
+            "Forwarding method {} is not supported yet (use -m, masquerading)",
+            spec.forward
+        ));
+    }
+    if spec.upper_threshold != 0 || spec.lower_threshold != 0 {
+        return Some("Connection thresholds (-x, -y) are not supported yet".to_owned());
+    }
+    None
+}
+
+/// The parts of the file outside services that the dataplane cannot do yet.
+fn unsupported_in_config(config: &Config) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    for (i, port) in config.ports.iter().enumerate() {
+        for (j, address) in port.addresses.iter().enumerate() {
+            if matches!(address, ipnet::IpNet::V6(_)) {
+                problems.push(FieldError {
+                    path: format!("ports[{i}].addresses[{j}]"),
+                    message: "IPv6 addresses are not supported yet".to_owned(),
+                });
+            }
+        }
+    }
+    for (i, route) in config.routes.iter().enumerate() {
+        if !route.gateway.is_ipv4() {
+            problems.push(FieldError {
+                path: format!("routes[{i}]"),
+                message: "IPv6 routes are not supported yet".to_owned(),
+            });
+        }
+    }
+    problems
+}
+
+/// A validated TOML route as the dataplane's; its port is the named one or
+/// the one whose subnet holds the gateway.
+fn dataplane_route(config: &Config, route: &config::RouteConfig) -> Option<Route> {
+    let (ipnet::IpNet::V4(destination), IpAddr::V4(gateway)) = (route.destination, route.gateway)
+    else {
+        return None;
+    };
+    let port = config.ports.iter().position(|port| match &route.port {
+        Some(name) => port.name == *name,
+        None => port
+            .addresses
+            .iter()
+            .any(|net| net.contains(&IpAddr::V4(gateway))),
+    })?;
+    Some(Route {
+        destination: Ipv4Cidr::new(destination.addr(), destination.prefix_len()).ok()?,
+        gateway: (gateway != Ipv4Addr::UNSPECIFIED).then_some(gateway),
+        port: port as u16,
+    })
+}
+
+fn method(forward: ForwardMethod) -> Method {
+    match forward {
+        ForwardMethod::Masq => Method::Nat,
+        ForwardMethod::Route => Method::DirectRoute,
+        ForwardMethod::Tunnel => Method::Tunnel,
+        ForwardMethod::FullNat => Method::FullNat,
+    }
+}
+
+fn protocol_number(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+    }
+}
+
+/// The dataplane's scheduler for a supported name (see `unsupported_service`).
+fn scheduler_kind(name: SchedulerName) -> SchedulerKind {
+    match name {
+        SchedulerName::Wrr => SchedulerKind::WeightedRoundRobin,
+        _ => SchedulerKind::RoundRobin,
+    }
+}
+
+fn service_totals(workers: &[&WorkerCounters], slot: u32) -> TrafficTotals {
+    workers.iter().fold(TrafficTotals::default(), |mut sum, w| {
+        sum += w.service(slot).read();
+        sum
+    })
+}
+
+fn real_server_totals(workers: &[&WorkerCounters], slot: u32) -> TrafficTotals {
+    workers.iter().fold(TrafficTotals::default(), |mut sum, w| {
+        sum += w.real_server(slot).traffic.read();
+        sum
+    })
+}
+
+/// Totals since the baseline, as the model's [`Stats`].
+fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
+    Stats {
+        conns: now.conns.wrapping_sub(baseline.conns),
+        in_packets: now.in_packets.wrapping_sub(baseline.in_packets),
+        out_packets: now.out_packets.wrapping_sub(baseline.out_packets),
+        in_bytes: now.in_bytes.wrapping_sub(baseline.in_bytes),
+        out_bytes: now.out_bytes.wrapping_sub(baseline.out_bytes),
+    }
+}

@@ -1,0 +1,510 @@
+//! rvsadm as a whole: command lines against a fake rvsd, in memory and
+//! over a real Unix socket.
+
+use std::os::unix::net::UnixListener;
+
+use super::format::tests::{golden_table, names};
+use super::*;
+use crate::model::{
+    ForwardMethod, Protocol, RealServerSpec, SchedulerName, ServiceKey, ServiceSpec, ServiceStatus,
+};
+use crate::protocol::{
+    self, Header, RealServerChange, RealServerRef, Status, encode_error, encode_reply,
+};
+
+/// An rvsd stand-in: answers listings from a table and records requests.
+#[derive(Debug, Default)]
+struct FakeDaemon {
+    table: Vec<ServiceStatus>,
+    timeouts: Timeouts,
+    log: Vec<Request>,
+    /// Refuse every change with this status and message.
+    refuse: Option<(Status, &'static str)>,
+}
+
+impl Daemon for FakeDaemon {
+    fn call(&mut self, request: &Request) -> Result<Reply, ProtocolError> {
+        self.log.push(request.clone());
+        if let Some((status, message)) = self.refuse
+            && request.is_mutation()
+        {
+            return Err(ProtocolError::Refused {
+                status,
+                message: message.to_owned(),
+            });
+        }
+        Ok(match request {
+            Request::Info => Reply::Info(DaemonInfo {
+                version: "0.1.0".into(),
+                connection_table_size: 4096,
+                workers: 1,
+            }),
+            Request::ListServices(filter) => Reply::Services(
+                self.table
+                    .iter()
+                    .filter(|status| filter.service.is_none_or(|key| status.spec.key() == key))
+                    .cloned()
+                    .collect(),
+            ),
+            Request::GetTimeouts => Reply::Timeouts(self.timeouts),
+            Request::SetTimeouts(timeouts) => {
+                self.timeouts = *timeouts;
+                Reply::Done {}
+            }
+            _ => Reply::Done {},
+        })
+    }
+}
+
+impl FakeDaemon {
+    fn with_golden_table() -> FakeDaemon {
+        FakeDaemon {
+            table: golden_table(),
+            ..FakeDaemon::default()
+        }
+    }
+}
+
+impl Daemon for &mut FakeDaemon {
+    fn call(&mut self, request: &Request) -> Result<Reply, ProtocolError> {
+        (**self).call(request)
+    }
+}
+
+struct Outcome {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn environment() -> Environment {
+    Environment {
+        program: "rvsadm".into(),
+        names: names(),
+        default_socket: PathBuf::from(protocol::DEFAULT_SOCKET),
+    }
+}
+
+fn rvsadm_with_input(line: &str, stdin: &str, daemon: &mut FakeDaemon) -> Outcome {
+    let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut input = stdin.as_bytes();
+    let status = run(
+        &args,
+        &environment(),
+        &mut Terminal {
+            stdin: &mut input,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+        |_| Ok(daemon),
+    );
+    Outcome {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn rvsadm(line: &str, daemon: &mut FakeDaemon) -> Outcome {
+    rvsadm_with_input(line, "", daemon)
+}
+
+fn web() -> ServiceKey {
+    ServiceKey {
+        protocol: Protocol::Tcp,
+        address: "198.18.0.10:80".parse().unwrap(),
+    }
+}
+
+#[test]
+fn commands_map_to_requests() {
+    let spec = ServiceSpec {
+        protocol: Protocol::Tcp,
+        address: web().address,
+        scheduler: SchedulerName::Rr,
+        scheduler_flags: vec![],
+        persistence: None,
+    };
+    let change = RealServerChange {
+        service: web(),
+        real_server: RealServerSpec {
+            address: "198.18.1.11:80".parse().unwrap(),
+            weight: 1,
+            forward: ForwardMethod::Masq,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        },
+    };
+    let reference = RealServerRef {
+        service: web(),
+        address: change.real_server.address,
+    };
+    let all = ServiceFilter::default();
+    let one = ServiceFilter {
+        service: Some(web()),
+    };
+    let cases = [
+        (
+            Command::AddService(spec.clone()),
+            vec![Request::AddService(spec.clone())],
+        ),
+        (
+            Command::EditService(spec.clone()),
+            vec![Request::EditService(spec)],
+        ),
+        (
+            Command::DeleteService(web()),
+            vec![Request::DeleteService(web())],
+        ),
+        (Command::Clear, vec![Request::Flush]),
+        (
+            Command::AddServer(change),
+            vec![Request::AddRealServer(change)],
+        ),
+        (
+            Command::EditServer(change),
+            vec![Request::EditRealServer(change)],
+        ),
+        (
+            Command::DeleteServer(reference),
+            vec![Request::DeleteRealServer(reference)],
+        ),
+        (
+            Command::List(ListOptions::default()),
+            vec![Request::Info, Request::ListServices(all)],
+        ),
+        (
+            Command::List(ListOptions {
+                service: Some(web()),
+                ..ListOptions::default()
+            }),
+            vec![Request::ListServices(one)],
+        ),
+        (Command::ListTimeouts, vec![Request::GetTimeouts]),
+        (Command::Zero(None), vec![Request::ZeroCounters(all)]),
+        (Command::Zero(Some(web())), vec![Request::ZeroCounters(one)]),
+        (
+            Command::Save { numeric: true },
+            vec![Request::ListServices(all)],
+        ),
+        (
+            Command::SetTimeouts(Timeouts {
+                tcp: 1,
+                tcp_fin: 2,
+                udp: 3,
+            }),
+            vec![Request::SetTimeouts(Timeouts {
+                tcp: 1,
+                tcp_fin: 2,
+                udp: 3,
+            })],
+        ),
+        (
+            Command::SetTimeouts(Timeouts {
+                tcp: 1,
+                tcp_fin: 0,
+                udp: 3,
+            }),
+            vec![
+                Request::GetTimeouts,
+                Request::SetTimeouts(Timeouts {
+                    tcp: 1,
+                    tcp_fin: 0,
+                    udp: 3,
+                }),
+            ],
+        ),
+        (Command::ListConnections, vec![]),
+        (Command::Restore, vec![]),
+        (Command::Help, vec![]),
+        (Command::Version, vec![]),
+    ];
+    for (command, requests) in cases {
+        assert_eq!(command.requests(), requests, "{command:?}");
+    }
+}
+
+#[test]
+fn set_with_zeros_keeps_those_timeouts() {
+    assert_eq!(
+        merge_timeouts(
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            },
+            Timeouts {
+                tcp: 0,
+                tcp_fin: 60,
+                udp: 0
+            }
+        ),
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 60,
+            udp: 300
+        }
+    );
+    let mut daemon = FakeDaemon::default();
+    let outcome = rvsadm("--set 0 60 0", &mut daemon);
+    assert_eq!(outcome.status, 0);
+    assert_eq!(
+        daemon.timeouts,
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 60,
+            udp: 300
+        }
+    );
+    let outcome = rvsadm("-L --timeout", &mut daemon);
+    assert_eq!(outcome.stdout, "Timeout (tcp tcpfin udp): 900 60 300\n");
+}
+
+#[test]
+fn listings_print_ipvsadm_formats() {
+    let mut daemon = FakeDaemon::with_golden_table();
+    let outcome = rvsadm("-Ln", &mut daemon);
+    assert_eq!((outcome.status, outcome.stderr.as_str()), (0, ""));
+    assert_eq!(outcome.stdout, include_str!("testdata/list.txt"));
+    assert_eq!(
+        rvsadm("-Sn", &mut daemon).stdout,
+        save::tests::golden_save(include_str!("testdata/save-numeric.txt"))
+    );
+    assert_eq!(
+        rvsadm("-ln --stats", &mut daemon).stdout,
+        include_str!("testdata/list-stats.txt")
+    );
+    let outcome = rvsadm("-Ln -t 198.18.0.10:80 --thresholds", &mut daemon);
+    assert_eq!(
+        outcome.stdout,
+        include_str!("testdata/list-one-service.txt")
+    );
+    let outcome = rvsadm("-L -n -t 198.18.0.99:80", &mut daemon);
+    assert_eq!(
+        (outcome.status, outcome.stderr.as_str()),
+        (1, "No such service\n")
+    );
+}
+
+#[test]
+fn json_prints_the_protocol_values() {
+    let mut daemon = FakeDaemon::with_golden_table();
+    let outcome = rvsadm("-L --json", &mut daemon);
+    let services: Vec<ServiceStatus> = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(services, golden_table());
+    let outcome = rvsadm("-L --timeout --json", &mut daemon);
+    let timeouts: Timeouts = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(timeouts, Timeouts::default());
+}
+
+#[test]
+fn refusals_print_the_daemon_message_with_ipvsadm_status() {
+    let cases = [
+        (
+            "-A -t 198.18.0.10:80",
+            Status::Exists,
+            "Service already exists",
+        ),
+        ("-D -t 198.18.0.10:80", Status::NotFound, "No such service"),
+        (
+            "-a -t 198.18.0.10:80 -r 198.18.1.11",
+            Status::NotFound,
+            "Service not defined",
+        ),
+        (
+            "-d -t 198.18.0.10:80 -r 198.18.1.11",
+            Status::NotFound,
+            "No such destination",
+        ),
+        (
+            "-C",
+            Status::PermissionDenied,
+            "Permission denied (you must be root)",
+        ),
+        (
+            "-A -t 198.18.0.10:80 -s twos",
+            Status::Unsupported,
+            "scheduler twos is not supported yet",
+        ),
+        ("-Z", Status::Invalid, "something is wrong"),
+    ];
+    for (line, status, message) in cases {
+        let mut daemon = FakeDaemon {
+            refuse: Some((status, message)),
+            ..FakeDaemon::default()
+        };
+        let outcome = rvsadm(line, &mut daemon);
+        assert_eq!(outcome.status, 255, "{line}");
+        assert_eq!(outcome.stderr, format!("{message}\n"), "{line}");
+        assert_eq!(outcome.stdout, "");
+    }
+}
+
+#[test]
+fn bad_command_lines_never_reach_the_daemon() {
+    let mut daemon = FakeDaemon::default();
+    let outcome = rvsadm("-A -t 198.18.0.10:80 -w 3", &mut daemon);
+    assert_eq!(outcome.status, 2);
+    assert_eq!(
+        outcome.stderr,
+        "Illegal 'weight' option with the 'add-service' command\n"
+    );
+    let outcome = rvsadm("-Lnc", &mut daemon);
+    assert_eq!(outcome.status, 2);
+    assert_eq!(
+        outcome.stderr,
+        "Listing connections (-c, --connection) is not supported yet\n"
+    );
+    let outcome = rvsadm("-h", &mut daemon);
+    assert_eq!(outcome.status, 0);
+    assert!(
+        outcome
+            .stdout
+            .contains("Usage:\n  rvsadm -A|E virtual-service")
+    );
+    assert!(daemon.log.is_empty());
+}
+
+#[test]
+fn restore_applies_lines_in_order_and_names_the_failing_one() {
+    let mut daemon = FakeDaemon::default();
+    let input = "-A -t 198.18.0.10:80 -s rr\n-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 1\n";
+    let outcome = rvsadm_with_input("-R", input, &mut daemon);
+    assert_eq!((outcome.status, outcome.stderr.as_str()), (0, ""));
+    assert!(matches!(
+        daemon.log.as_slice(),
+        [Request::AddService(_), Request::AddRealServer(_)]
+    ));
+
+    // A bad line applies nothing.
+    let mut daemon = FakeDaemon::default();
+    let outcome = rvsadm_with_input(
+        "-R",
+        "-C\n-a -t 198.18.0.10:80 -r 198.18.1.11 -w x\n",
+        &mut daemon,
+    );
+    assert_eq!(
+        (outcome.status, outcome.stderr.as_str()),
+        (2, "line 2: illegal weight specified\n")
+    );
+    assert!(daemon.log.is_empty());
+
+    // A refusal stops the restore at that line.
+    let mut daemon = FakeDaemon {
+        refuse: Some((Status::Exists, "Service already exists")),
+        ..FakeDaemon::default()
+    };
+    let outcome = rvsadm_with_input(
+        "--restore",
+        "\n-A -t 198.18.0.10:80\n-A -t 198.18.0.11:80\n",
+        &mut daemon,
+    );
+    assert_eq!(
+        (outcome.status, outcome.stderr.as_str()),
+        (255, "line 2: Service already exists\n")
+    );
+    assert_eq!(daemon.log.len(), 1);
+}
+
+#[test]
+fn save_then_restore_round_trips_through_the_daemon() {
+    let mut source = FakeDaemon::with_golden_table();
+    let saved = rvsadm("-S", &mut source).stdout;
+    let mut target = FakeDaemon::default();
+    assert_eq!(rvsadm_with_input("-R", &saved, &mut target).status, 0);
+    let expected: Vec<Request> = save::parse_restore(&saved, "rvsadm", &names())
+        .unwrap()
+        .into_iter()
+        .flat_map(|line| line.invocation.command.requests())
+        .collect();
+    assert_eq!(target.log, expected);
+    assert_eq!(target.log.len(), 8);
+}
+
+#[test]
+fn connection_failures_read_like_ipvsadm_init_failures() {
+    let args = vec![
+        "-Ln".to_owned(),
+        "--socket".to_owned(),
+        "/nonexistent/rvsd.sock".to_owned(),
+    ];
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = run(
+        &args,
+        &environment(),
+        &mut Terminal {
+            stdin: &mut std::io::empty(),
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+        |path| Client::connect(path, "rvsadm"),
+    );
+    assert_eq!(status, 2);
+    assert_eq!(
+        String::from_utf8_lossy(&stderr),
+        "Can't connect to rvsd at /nonexistent/rvsd.sock: No such file or directory (is rvsd running?)\n"
+    );
+}
+
+/// Serves one connection speaking the real protocol, answering from a
+/// [`FakeDaemon`].
+fn serve(listener: UnixListener, mut daemon: FakeDaemon) -> FakeDaemon {
+    let Ok((mut stream, _)) = listener.accept() else {
+        return daemon;
+    };
+    while let Ok(Some(header)) = protocol::read_header(&mut stream) {
+        let Ok(payload) = protocol::read_payload(&mut stream, &header) else {
+            break;
+        };
+        let (status, body) = match Request::decode(protocol::MessageType(header.kind), &payload) {
+            Ok(Request::Hello(hello)) => (Status::Ok, encode_reply(&Reply::Hello(hello))),
+            Ok(request) => match daemon.call(&request) {
+                Ok(reply) => (Status::Ok, encode_reply(&reply)),
+                Err(ProtocolError::Refused { status, message }) => (status, encode_error(&message)),
+                Err(error) => (Status::Internal, encode_error(&error.to_string())),
+            },
+            Err(error) => (Status::Malformed, encode_error(&error.to_string())),
+        };
+        let response = Header {
+            id: header.id,
+            kind: status as u32,
+            len: body.len() as u32,
+        };
+        if protocol::write_message(&mut stream, response, &body).is_err() {
+            break;
+        }
+    }
+    daemon
+}
+
+#[test]
+fn end_to_end_over_the_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("rvsd.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let daemon = FakeDaemon::with_golden_table();
+    let server = std::thread::spawn(move || serve(listener, daemon));
+    let environment = Environment {
+        default_socket: socket,
+        ..environment()
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = run(
+        &["-Ln".to_owned()],
+        &environment,
+        &mut Terminal {
+            stdin: &mut std::io::empty(),
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
+        |path| Client::connect(path, "rvsadm"),
+    );
+    assert_eq!((status, String::from_utf8_lossy(&stderr).as_ref()), (0, ""));
+    assert_eq!(
+        String::from_utf8_lossy(&stdout),
+        include_str!("testdata/list.txt")
+    );
+    let daemon = server.join().unwrap();
+    assert_eq!(daemon.log.len(), 2);
+}
