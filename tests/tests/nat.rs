@@ -1,0 +1,402 @@
+//! rvsd in NAT mode, end to end: curl and socat clients reach nginx and
+//! socat real servers through rvsd on DPDK af_packet ports, configured with
+//! rvsadm in ipvsadm's syntax. See `rvs_lab` for the topology.
+//!
+//! These tests need root; run them one at a time (`--test-threads=1`, as
+//! scripts/test.sh does) since each starts a whole lab on a small machine.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rvs_lab::{
+    BIG_FILE_BYTES, NatLab, Process, REAL_SERVERS, RvsdOptions, UDP_PORT, VIP, big_file_sha256,
+    run, tally, wait_until,
+};
+
+/// One real-server row of `rvsadm -Ln`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    address: String,
+    forward: String,
+    weight: u32,
+    active: u64,
+    inactive: u64,
+}
+
+fn rows(listing: &str) -> Vec<Row> {
+    listing
+        .lines()
+        .filter_map(|line| line.strip_prefix("  -> "))
+        .filter(|rest| !rest.starts_with("RemoteAddress"))
+        .map(|rest| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            assert_eq!(fields.len(), 5, "row {rest:?}");
+            Row {
+                address: fields[0].to_owned(),
+                forward: fields[1].to_owned(),
+                weight: fields[2]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("weight in {rest:?}")),
+                active: fields[3]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("active in {rest:?}")),
+                inactive: fields[4]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("inactive in {rest:?}")),
+            }
+        })
+        .collect()
+}
+
+fn configure(lab: &NatLab, protocol: &str, port: u16, scheduler: &str) {
+    lab.rvsadm_ok(&format!("-A {protocol} {VIP}:{port} -s {scheduler}"));
+    for rs in REAL_SERVERS {
+        lab.rvsadm_ok(&format!("-a {protocol} {VIP}:{port} -r {rs}:{port} -m"));
+    }
+}
+
+#[test]
+fn round_robin_splits_http_requests_evenly_and_the_listing_counts_them() {
+    let lab = NatLab::start("rr", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    let responses = lab.http_requests("/", 200);
+    let (rs1, rs2, other) = tally(&responses);
+    assert!(
+        other.is_empty(),
+        "failed requests: {other:?}\n{}",
+        lab.log_tail()
+    );
+    assert_eq!((rs1, rs2), (100, 100));
+
+    // Every connection was closed and now waits in TIME_WAIT: inactive.
+    let listing = lab.rvsadm_ok("-Ln");
+    let expected = format!(
+        "IP Virtual Server version 1.2.1 (size=65536)\n\
+         Prot LocalAddress:Port Scheduler Flags\n  \
+         -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  {VIP}:80 rr\n  \
+         -> {:<28} Masq    1      0          100       \n  \
+         -> {:<28} Masq    1      0          100       \n",
+        format!("{}:80", REAL_SERVERS[0]),
+        format!("{}:80", REAL_SERVERS[1]),
+    );
+    assert_eq!(listing, expected, "rvsadm -Ln must print ipvsadm's layout");
+}
+
+#[test]
+fn weighted_round_robin_splits_by_weight() {
+    let lab = NatLab::start("wrr", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    lab.rvsadm_ok(&format!("-E -t {VIP}:80 -s wrr"));
+    lab.rvsadm_ok(&format!("-e -t {VIP}:80 -r {}:80 -m -w 3", REAL_SERVERS[0]));
+    lab.rvsadm_ok(&format!("-e -t {VIP}:80 -r {}:80 -m -w 1", REAL_SERVERS[1]));
+    let responses = lab.http_requests("/", 400);
+    let (rs1, rs2, other) = tally(&responses);
+    assert!(
+        other.is_empty(),
+        "failed requests: {other:?}\n{}",
+        lab.log_tail()
+    );
+    assert_eq!((rs1, rs2), (300, 100));
+    let rows = rows(&lab.rvsadm_ok("-Ln"));
+    assert_eq!(rows.iter().map(|r| r.weight).collect::<Vec<_>>(), [3, 1]);
+    assert!(lab.rvsadm_ok("-Ln").contains(&format!("TCP  {VIP}:80 wrr")));
+}
+
+/// Starts a rate-limited download of /big.bin and returns the running
+/// curl and the real server carrying it.
+fn start_transfer(lab: &NatLab, name: &str) -> (Process, usize, std::path::PathBuf) {
+    let before = rows(&lab.rvsadm_ok("-Ln"));
+    let output = lab.dir().join(name);
+    let mut curl = lab.client.command("curl");
+    curl.args(["-sS", "--max-time", "120", "--limit-rate", "8M", "-o"])
+        .arg(&output)
+        .arg(format!("http://{VIP}/big.bin"))
+        .stdout(Stdio::null());
+    let transfer = Process::spawn(curl);
+    let mut carrier = None;
+    let started = wait_until(Duration::from_secs(10), || {
+        let now = rows(&lab.rvsadm_ok("-Ln"));
+        carrier = now.iter().position(|row| {
+            before
+                .iter()
+                .find(|b| b.address == row.address)
+                .is_none_or(|b| row.active > b.active)
+        });
+        carrier.is_some()
+    });
+    assert!(
+        started,
+        "the transfer never became an active connection\n{}",
+        lab.log_tail()
+    );
+    let address = rows(&lab.rvsadm_ok("-Ln"))[carrier.unwrap_or_default()]
+        .address
+        .clone();
+    let index = REAL_SERVERS
+        .iter()
+        .position(|rs| address.starts_with(&format!("{rs}:")))
+        .unwrap_or_else(|| panic!("unknown real server {address}"));
+    (transfer, index, output)
+}
+
+fn finish_transfer(lab: &NatLab, mut transfer: Process, output: &std::path::Path) {
+    let finished = wait_until(Duration::from_secs(120), || !transfer.running());
+    assert!(finished, "the transfer did not finish\n{}", lab.log_tail());
+    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        bytes,
+        BIG_FILE_BYTES as u64,
+        "transfer incomplete\n{}",
+        lab.log_tail()
+    );
+    let sum = run("sha256sum", &[&output.to_string_lossy()]);
+    assert_eq!(
+        sum.split_whitespace().next(),
+        Some(big_file_sha256(lab).as_str()),
+        "transfer corrupted"
+    );
+}
+
+#[test]
+fn removing_a_real_server_keeps_running_transfers_intact() {
+    let lab = NatLab::start("remove", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+
+    // Remove the server that is *not* carrying the transfer: new requests
+    // all go to the remaining one, and the transfer completes intact.
+    let (transfer, carrier, output) = start_transfer(&lab, "first.bin");
+    let other = 1 - carrier;
+    lab.rvsadm_ok(&format!("-d -t {VIP}:80 -r {}:80", REAL_SERVERS[other]));
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 20));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (20, 0));
+    finish_transfer(&lab, transfer, &output);
+
+    // As IPVS does, a removed server's own open connections carry on too.
+    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {}:80 -m", REAL_SERVERS[other]));
+    let (transfer, carrier, output) = start_transfer(&lab, "second.bin");
+    lab.rvsadm_ok(&format!("-d -t {VIP}:80 -r {}:80", REAL_SERVERS[carrier]));
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 10));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (0, 10));
+    finish_transfer(&lab, transfer, &output);
+}
+
+#[test]
+fn udp_services_balance_datagrams() {
+    let lab = NatLab::start("udp", &RvsdOptions::default());
+    configure(&lab, "-u", UDP_PORT, "rr");
+    let (rs1, rs2, failed) = tally(&lab.udp_requests(20));
+    assert!(failed.is_empty(), "failed: {failed:?}\n{}", lab.log_tail());
+    assert_eq!((rs1, rs2), (10, 10));
+    let listing = lab.rvsadm_ok("-Ln");
+    assert!(
+        listing.contains(&format!("UDP  {VIP}:{UDP_PORT} rr")),
+        "{listing}"
+    );
+    // UDP flows count as inactive, as in IPVS, and last 300 s.
+    for row in rows(&listing) {
+        assert_eq!(
+            (row.forward.as_str(), row.active, row.inactive),
+            ("Masq", 0, 10),
+            "{listing}"
+        );
+    }
+}
+
+#[test]
+fn the_director_answers_ping_on_the_vip_and_its_own_addresses() {
+    let lab = NatLab::start("ping", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    lab.client.exec(&["ping", "-c", "2", "-W", "2", VIP]);
+    lab.client
+        .exec(&["ping", "-c", "2", "-W", "2", rvs_lab::WAN_ADDRESS]);
+    lab.real_servers[0].exec(&["ping", "-c", "2", "-W", "2", rvs_lab::DIP]);
+}
+
+#[test]
+fn changes_refused_by_rvsd_print_ipvsadm_messages() {
+    let lab = NatLab::start("refuse", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    for (args, message) in [
+        (format!("-A -t {VIP}:80 -s rr"), "Service already exists"),
+        (
+            format!("-a -t {VIP}:81 -r {}:80 -m", REAL_SERVERS[0]),
+            "Service not defined",
+        ),
+        (
+            format!("-d -t {VIP}:80 -r 198.18.1.99:80"),
+            "No such destination",
+        ),
+        (format!("-D -t {VIP}:81"), "No such service"),
+        (
+            format!("-a -t {VIP}:80 -r {}:80 -m", REAL_SERVERS[0]),
+            "Destination already exists",
+        ),
+    ] {
+        let output = lab.rvsadm(&args);
+        assert!(!output.status.success(), "rvsadm {args} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "rvsadm {args}: {stderr}");
+    }
+    // Nothing changed.
+    assert_eq!(rows(&lab.rvsadm_ok("-Ln")).len(), 2);
+}
+
+#[test]
+fn malformed_control_requests_are_answered_and_rvsd_keeps_serving() {
+    let mut lab = NatLab::start("malformed", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    let exchange = |bytes: &[u8]| -> Vec<u8> {
+        let mut stream = UnixStream::connect(&lab.socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream.write_all(bytes).expect("write");
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&chunk[..n]);
+            if response.len() >= 12
+                && response.len()
+                    >= 12
+                        + u32::from_le_bytes([response[8], response[9], response[10], response[11]])
+                            as usize
+            {
+                break;
+            }
+        }
+        response
+    };
+    let status =
+        |response: &[u8]| u32::from_le_bytes([response[4], response[5], response[6], response[7]]);
+    // Garbage JSON after a hello-less start, an unknown message type, and
+    // a header announcing 4 GiB.
+    let mut garbage = Vec::new();
+    garbage.extend_from_slice(&1u32.to_le_bytes());
+    garbage.extend_from_slice(&0x0001_0001u32.to_le_bytes());
+    garbage.extend_from_slice(&5u32.to_le_bytes());
+    garbage.extend_from_slice(b"{{{{{");
+    assert_ne!(status(&exchange(&garbage)), 0);
+    let mut unknown = Vec::new();
+    unknown.extend_from_slice(&2u32.to_le_bytes());
+    unknown.extend_from_slice(&0x7777_0001u32.to_le_bytes());
+    unknown.extend_from_slice(&2u32.to_le_bytes());
+    unknown.extend_from_slice(b"{}");
+    assert_ne!(status(&exchange(&unknown)), 0);
+    let mut huge = Vec::new();
+    huge.extend_from_slice(&3u32.to_le_bytes());
+    huge.extend_from_slice(&1u32.to_le_bytes());
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(status(&exchange(&huge)), 2, "TooLarge");
+    // A client that connects and says nothing does not block others.
+    let _silent = UnixStream::connect(&lab.socket).expect("connect");
+
+    assert!(lab.rvsd_running(), "rvsd survived\n{}", lab.log_tail());
+    assert_eq!(rows(&lab.rvsadm_ok("-Ln")).len(), 2);
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 4));
+    assert!(failed.is_empty());
+    assert_eq!(rs1 + rs2, 4);
+}
+
+#[test]
+fn rvsd_stops_cleanly_on_sigterm() {
+    let mut lab = NatLab::start("stop", &RvsdOptions::default());
+    configure(&lab, "-t", 80, "rr");
+    assert_eq!(tally(&lab.http_requests("/", 2)).2.len(), 0);
+    assert!(
+        lab.stop_rvsd(),
+        "rvsd exits with success on SIGTERM\n{}",
+        lab.log_tail()
+    );
+    assert!(!lab.socket.exists(), "the control socket is removed");
+}
+
+#[test]
+fn services_from_the_configuration_file_work_at_start() {
+    let services = format!(
+        r#"[[services]]
+protocol = "tcp"
+address = "{VIP}:80"
+scheduler = "rr"
+real_servers = [
+    {{ address = "{}:80", forward = "masq" }},
+    {{ address = "{}:80", forward = "masq" }},
+]
+"#,
+        REAL_SERVERS[0], REAL_SERVERS[1]
+    );
+    let lab = NatLab::start(
+        "file",
+        &RvsdOptions {
+            services_toml: services,
+            ..RvsdOptions::default()
+        },
+    );
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 10));
+    assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
+    assert_eq!((rs1, rs2), (5, 5));
+}
+
+/// Bad configurations are refused before anything starts, with a message
+/// naming the problem. Needs no lab: rvsd checks the file first.
+#[test]
+fn bad_configurations_are_refused_with_the_problem_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rvsd = rvs_lab::bin_dir().join("rvsd");
+    let base = r#"[eal]
+args = ["-l", "0,1", "--no-huge"]
+
+[[ports]]
+name = "wan"
+device = "net_af_packet0,iface=d0"
+addresses = ["198.18.0.1/24"]
+"#;
+    let service = |address: &str| {
+        format!("[[services]]\nprotocol = \"tcp\"\naddress = \"{address}\"\nscheduler = \"rr\"\n")
+    };
+    for (name, text, expected) in [
+        (
+            "unknown-key",
+            format!("{base}colour = \"blue\"\n"),
+            "colour",
+        ),
+        (
+            "bad-address",
+            format!("{base}{}", service("198.18.0.300:80")),
+            "198.18.0.300",
+        ),
+        (
+            "duplicate-service",
+            format!(
+                "{base}{}{}",
+                service("198.18.0.10:80"),
+                service("198.18.0.10:80")
+            ),
+            "duplicate",
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write");
+        for mode in ["--check-config", "--config"] {
+            let output = Command::new(&rvsd)
+                .arg(mode)
+                .arg(&path)
+                .output()
+                .expect("run rvsd");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!output.status.success(), "{name} {mode} must fail");
+            assert!(stderr.contains(expected), "{name} {mode}: {stderr}");
+            assert!(
+                stderr.contains(&*path.to_string_lossy()),
+                "names the file: {stderr}"
+            );
+        }
+    }
+}
