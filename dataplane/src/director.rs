@@ -349,9 +349,7 @@ impl Director {
         arp.set_target_protocol_addr(sender);
         arp.set_sender_hardware_addr(port_mac);
         arp.set_sender_protocol_addr(target);
-        let mut ethernet = EthernetFrame::new_unchecked(bytes);
-        ethernet.set_dst_addr(sender_mac);
-        ethernet.set_src_addr(port_mac);
+        send_back(bytes, port_mac);
         self.counters.count(Event::ArpReplySent);
         Verdict::Transmit { port }
     }
@@ -374,10 +372,11 @@ impl Director {
             return self.drop(DropReason::Ipv4BadChecksum);
         }
         let (source, destination, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
-        let local = self.snapshot.is_own_address(destination);
+        // Established traffic never asks whether the destination is one
+        // of the director's own addresses: that scan happens off its path.
         match protocol {
             IpProtocol::TCP | IpProtocol::UDP if ip.is_fragment() => {
-                if local {
+                if self.snapshot.is_own_address(destination) {
                     Verdict::ToKernel
                 } else {
                     self.drop(DropReason::Ipv4Fragment)
@@ -389,7 +388,10 @@ impl Director {
                     Err(reason) => self.drop(reason),
                 }
             }
-            IpProtocol::ICMP if local || self.snapshot.is_vip(IpAddr::V4(destination)) => {
+            IpProtocol::ICMP
+                if self.snapshot.is_own_address(destination)
+                    || self.snapshot.is_vip(IpAddr::V4(destination)) =>
+            {
                 self.icmp_echo(port, port_mac, frame.as_mut())
             }
             _ => Verdict::ToKernel,
@@ -689,10 +691,7 @@ impl Director {
         ip.set_dst_addr(source);
         ip.set_ttl(DEFAULT_TTL);
         ip.fill_checksum();
-        let mut ethernet = EthernetFrame::new_unchecked(bytes);
-        let client_mac = ethernet.src_addr();
-        ethernet.set_dst_addr(client_mac);
-        ethernet.set_src_addr(port_mac);
+        send_back(bytes, port_mac);
         self.counters.count(Event::IcmpEchoReplySent);
         Verdict::Transmit { port }
     }
@@ -778,6 +777,15 @@ impl Director {
         self.counters.count_drop(reason);
         Verdict::Drop(reason)
     }
+}
+
+/// Addresses a reply built in place to the frame's sender, from the port
+/// it arrived on.
+fn send_back(bytes: &mut [u8], port_mac: MacAddr) {
+    let mut ethernet = EthernetFrame::new_unchecked(bytes);
+    let sender = ethernet.src_addr();
+    ethernet.set_dst_addr(sender);
+    ethernet.set_src_addr(port_mac);
 }
 
 /// Releases a connection's hold on its service's and real server's

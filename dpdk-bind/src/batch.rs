@@ -222,75 +222,60 @@ pub struct TxOutcome {
 /// in bulk and counted in [`TxOutcome::dropped`]. It never waits for the
 /// NIC. Mbufs still buffered when the `TxBuffer` is dropped are freed.
 /// `N` is between 1 and 65535.
+#[derive(Default)]
 pub struct TxBuffer<const N: usize = 32> {
-    mbufs: [*mut sys::rte_mbuf; N],
-    /// `mbufs[..len]` are owned.
-    len: usize,
+    mbufs: OwnedMbufs<N>,
 }
-
-// SAFETY: a TxBuffer owns its mbufs exclusively, like a collection of Mbuf.
-unsafe impl<const N: usize> Send for TxBuffer<N> {}
 
 impl<const N: usize> TxBuffer<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        const {
-            assert!(
-                N > 0 && N <= u16::MAX as usize,
-                "TxBuffer size must be 1..=65535"
-            )
-        };
         TxBuffer {
-            mbufs: [ptr::null_mut(); N],
-            len: 0,
+            mbufs: OwnedMbufs::new(),
         }
     }
 
     /// Adds an mbuf; gives it back when the buffer is full.
     #[inline]
     pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
-            return Err(mbuf);
-        }
-        self.mbufs[self.len] = mbuf.into_raw();
-        self.len += 1;
-        Ok(())
+        self.mbufs.push(mbuf)
     }
 
     /// Buffered mbufs.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.mbufs.len()
     }
 
     /// Whether no mbuf is buffered.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.mbufs.is_empty()
     }
 
     /// Whether the next [`push`](TxBuffer::push) would fail.
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.len == N
+        self.mbufs.is_full()
     }
 
     /// Sends the buffered mbufs with one `rte_eth_tx_burst` call and frees
     /// the ones the NIC did not take. The buffer is empty afterwards.
     #[inline]
     pub fn flush(&mut self, queue: &mut TxQueue) -> TxOutcome {
-        if self.len == 0 {
+        if self.mbufs.is_empty() {
             return TxOutcome::default();
         }
-        let len = self.len;
-        self.len = 0;
-        // SAFETY: mbufs[..len] are owned mbufs; tx_burst takes ownership of
-        // the first `sent` of them and leaves the rest to us. The queue is
-        // set up and used by this thread only (`&mut TxQueue`).
-        let sent = unsafe { queue.tx_burst(&mut self.mbufs[..len]) }.min(len);
-        // SAFETY: the mbufs the NIC refused are still ours and, with len
-        // reset, unreachable from the buffer.
-        unsafe { free_bulk(&mut self.mbufs[sent..len]) };
+        let mbufs = self.mbufs.take_all();
+        let len = mbufs.len();
+        // SAFETY: `take_all` handed us ownership of these mbufs; tx_burst
+        // takes ownership of the first `sent` of them and leaves the rest to
+        // us. The queue is set up and used by this thread only
+        // (`&mut TxQueue`).
+        let sent = unsafe { queue.tx_burst(mbufs) }.min(len);
+        // SAFETY: the mbufs the NIC refused are still ours and no longer
+        // reachable from the buffer.
+        unsafe { free_bulk(&mut mbufs[sent..]) };
         TxOutcome {
             sent,
             dropped: len - sent,
@@ -300,11 +285,7 @@ impl<const N: usize> TxBuffer<N> {
     /// Frees every buffered mbuf (in bulk) and returns how many there were.
     #[inline]
     pub fn clear(&mut self) -> usize {
-        let len = self.len;
-        self.len = 0;
-        // SAFETY: mbufs[..len] are owned and no longer reachable.
-        unsafe { free_bulk(&mut self.mbufs[..len]) };
-        len
+        self.mbufs.free_all()
     }
 
     /// Lets `consume` take ownership of a prefix of the buffered mbufs and
@@ -320,32 +301,16 @@ impl<const N: usize> TxBuffer<N> {
         &mut self,
         consume: impl FnOnce(&[*mut sys::rte_mbuf]) -> usize,
     ) -> usize {
-        let len = self.len;
-        let taken = consume(&self.mbufs[..len]).min(len);
-        self.mbufs.copy_within(taken..len, 0);
-        self.len = len - taken;
+        let taken = consume(self.mbufs.as_slice()).min(self.mbufs.len());
+        // `consume` owns the first `taken` now (caller's contract).
+        self.mbufs.forget_front(taken);
         taken
-    }
-}
-
-impl<const N: usize> Default for TxBuffer<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> Drop for TxBuffer<N> {
-    fn drop(&mut self) {
-        self.clear();
     }
 }
 
 impl<const N: usize> fmt::Debug for TxBuffer<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TxBuffer")
-            .field("capacity", &N)
-            .field("len", &self.len)
-            .finish()
+        self.mbufs.debug_as("TxBuffer", f)
     }
 }
 
@@ -353,36 +318,28 @@ impl<const N: usize> fmt::Debug for TxBuffer<N> {
 /// call whenever `N` are collected, on [`flush`](FreeBatch::flush) and on
 /// drop, so that a worker's drop path makes no per-packet FFI call.
 /// `N` is between 1 and 65535.
+#[derive(Default)]
 pub struct FreeBatch<const N: usize = 32> {
-    mbufs: [*mut sys::rte_mbuf; N],
-    /// `mbufs[..len]` are owned.
-    len: usize,
+    /// Never full between calls: `push` frees the batch as soon as it fills.
+    mbufs: OwnedMbufs<N>,
 }
-
-// SAFETY: a FreeBatch owns its mbufs exclusively, like a collection of Mbuf.
-unsafe impl<const N: usize> Send for FreeBatch<N> {}
 
 impl<const N: usize> FreeBatch<N> {
     /// An empty batch.
     pub const fn new() -> Self {
-        const {
-            assert!(
-                N > 0 && N <= u16::MAX as usize,
-                "FreeBatch size must be 1..=65535"
-            )
-        };
         FreeBatch {
-            mbufs: [ptr::null_mut(); N],
-            len: 0,
+            mbufs: OwnedMbufs::new(),
         }
     }
 
     /// Adds an mbuf to free; frees the whole batch when it is full.
     #[inline]
     pub fn push(&mut self, mbuf: Mbuf) {
-        self.mbufs[self.len] = mbuf.into_raw();
-        self.len += 1;
-        if self.len == N {
+        let pushed = self.mbufs.push(mbuf);
+        // The batch is never full here (see the field); were it, the mbuf
+        // given back would still be freed, on its own, when dropped.
+        debug_assert!(pushed.is_ok(), "a FreeBatch is freed as soon as it fills");
+        if self.mbufs.is_full() {
             self.flush();
         }
     }
@@ -390,42 +347,143 @@ impl<const N: usize> FreeBatch<N> {
     /// Mbufs waiting to be freed.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.mbufs.len()
     }
 
     /// Whether no mbuf is waiting.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.mbufs.is_empty()
     }
 
     /// Frees the collected mbufs now.
     #[inline]
     pub fn flush(&mut self) {
-        let len = self.len;
-        self.len = 0;
-        // SAFETY: mbufs[..len] are owned and no longer reachable.
-        unsafe { free_bulk(&mut self.mbufs[..len]) };
-    }
-}
-
-impl<const N: usize> Default for FreeBatch<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> Drop for FreeBatch<N> {
-    fn drop(&mut self) {
-        self.flush();
+        self.mbufs.free_all();
     }
 }
 
 impl<const N: usize> fmt::Debug for FreeBatch<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FreeBatch")
+        self.mbufs.debug_as("FreeBatch", f)
+    }
+}
+
+/// Up to `N` owned mbufs in a fixed array: the storage of [`TxBuffer`] and
+/// [`FreeBatch`], which add what to do with them.
+///
+/// Invariant: `len <= N`, and `mbufs[..len]` are valid mbufs owned by this
+/// value alone (nothing else uses or frees them); `mbufs[len..]` are not
+/// owned (null, or stale pointers already handed over or freed) and are
+/// never read as mbufs. Whatever is still owned is freed, in bulk, on drop.
+///
+/// ([`Burst`] keeps its own array: it hands mbufs out from the front, so
+/// what it owns is a middle range, `mbufs[head..len]`.)
+struct OwnedMbufs<const N: usize> {
+    mbufs: [*mut sys::rte_mbuf; N],
+    len: usize,
+}
+
+// SAFETY: the owned mbufs belong to this value exclusively, like a
+// collection of Mbuf, which is Send.
+unsafe impl<const N: usize> Send for OwnedMbufs<N> {}
+
+impl<const N: usize> OwnedMbufs<N> {
+    const fn new() -> Self {
+        const {
+            assert!(
+                N > 0 && N <= u16::MAX as usize,
+                "TxBuffer and FreeBatch sizes must be 1..=65535"
+            )
+        };
+        OwnedMbufs {
+            mbufs: [ptr::null_mut(); N],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.len == N
+    }
+
+    /// Takes ownership of `mbuf`; gives it back when the array is full.
+    #[inline]
+    fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
+        if self.is_full() {
+            return Err(mbuf);
+        }
+        self.mbufs[self.len] = mbuf.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The owned mbufs, still owned: to read, not to free or hand over
+    /// (see [`forget_front`](OwnedMbufs::forget_front)).
+    #[inline]
+    fn as_slice(&self) -> &[*mut sys::rte_mbuf] {
+        &self.mbufs[..self.len]
+    }
+
+    /// Gives up ownership of every mbuf and returns them, leaving the array
+    /// empty: the caller must free or hand over each one, or it leaks.
+    #[inline]
+    fn take_all(&mut self) -> &mut [*mut sys::rte_mbuf] {
+        let len = self.len;
+        self.len = 0;
+        &mut self.mbufs[..len]
+    }
+
+    /// Gives up ownership of the first `n` mbufs (at most [`len`]), which
+    /// the caller has handed over elsewhere, and moves the rest to the
+    /// front.
+    ///
+    /// [`len`]: OwnedMbufs::len
+    #[inline]
+    fn forget_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.mbufs.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    /// Frees every owned mbuf with one bulk call and returns how many there
+    /// were.
+    #[inline]
+    fn free_all(&mut self) -> usize {
+        let mbufs = self.take_all();
+        // SAFETY: `take_all` handed over these owned mbufs, which the array
+        // no longer reaches.
+        unsafe { free_bulk(mbufs) };
+        mbufs.len()
+    }
+
+    /// `Debug` for the wrapping type `name`.
+    fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("capacity", &N)
             .field("len", &self.len)
             .finish()
+    }
+}
+
+impl<const N: usize> Default for OwnedMbufs<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Drop for OwnedMbufs<N> {
+    fn drop(&mut self) {
+        self.free_all();
     }
 }

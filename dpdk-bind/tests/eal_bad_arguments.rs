@@ -1,6 +1,8 @@
 //! `Eal::init` reports arguments EAL does not understand (own process: the
 //! EAL cannot be initialised again afterwards).
 
+mod common;
+
 use dpdk_bind::{Eal, EalError};
 
 #[test]
@@ -9,20 +11,9 @@ fn stray_and_invalid_arguments_are_errors() {
         Eal::init(&["-l", "0", "bad\0arg"]),
         Err(EalError::NulInArgument { index: 2 })
     ));
-    let prefix = format!("rvs-dpdk-bind-args-{}", std::process::id());
-    match Eal::init(&[
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "128",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--file-prefix",
-        &prefix,
-        "stray",
-    ]) {
+    let mut args = common::eal_args("args");
+    args.push("stray".to_owned());
+    match Eal::init(&args) {
         Err(EalError::UnexpectedArguments(args)) => assert_eq!(args, vec!["stray".to_owned()]),
         other => panic!("stray argument: {other:?}"),
     }

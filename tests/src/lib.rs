@@ -37,13 +37,15 @@ pub const UDP_PORT: u16 = 9000;
 pub const BIG_FILE_BYTES: usize = 50 * 1024 * 1024;
 
 /// Programs the lab runs, and the Debian packages that provide them.
-const PREREQUISITES: [(&str, &str); 6] = [
+const PREREQUISITES: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("nginx", "nginx-light (or nginx)"),
     ("curl", "curl"),
     ("socat", "socat"),
     ("sha256sum", "coreutils"),
+    ("ping", "iputils-ping"),
+    ("nft", "nftables"),
 ];
 
 /// Panics with a clear message unless the lab can run here.
@@ -240,6 +242,9 @@ pub struct RvsdOptions {
     /// `[[services]]` tables appended to the configuration.
     pub services_toml: String,
     pub connections_per_worker: u32,
+    /// Back DPDK's memory with hugepages (reserved beforehand, for example
+    /// by scripts/setup-hugepages.sh) instead of `--no-huge`.
+    pub hugepages: bool,
 }
 
 impl Default for RvsdOptions {
@@ -247,15 +252,17 @@ impl Default for RvsdOptions {
         RvsdOptions {
             services_toml: String::new(),
             connections_per_worker: 65536,
+            hugepages: false,
         }
     }
 }
 
-/// The NAT lab of the module docs, with rvsd running.
+/// The NAT lab of the module docs, with rvsd running (or, as a reference
+/// for benchmarks, the director namespace's own kernel doing the NAT).
 #[derive(Debug)]
 pub struct NatLab {
     /// Declared first so that processes die before their namespaces go.
-    rvsd: Process,
+    rvsd: Option<Process>,
     _servers: Vec<Process>,
     pub client: Netns,
     pub director: Netns,
@@ -272,6 +279,64 @@ impl NatLab {
     /// Builds the lab and starts rvsd; `name` keeps namespaces of
     /// concurrent labs apart.
     pub fn start(name: &str, options: &RvsdOptions) -> NatLab {
+        let mut lab = NatLab::build(name);
+        let id = lab.director.name.trim_end_matches("-director").to_owned();
+        let config = lab.dir.path().join("rvsd.toml");
+        fs::write(&config, rvsd_config(&id, &lab.socket, options))
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", config.display()));
+        lab.rvsd = Some(start_rvsd(&lab.director, &config, &lab.log, &lab.socket));
+        lab
+    }
+
+    /// Builds the same lab with the Linux kernel of the director namespace
+    /// as the director: addresses on d0 and d1, forwarding, and nftables
+    /// DNAT of `VIP:port` to the real servers in round robin (the kernel
+    /// here has no IPVS). A reference for benchmarks.
+    pub fn start_kernel(name: &str, tcp_port: u16) -> NatLab {
+        let lab = NatLab::build(name);
+        let director = &lab.director;
+        director.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{WAN_ADDRESS}/24"),
+            "dev",
+            "d0",
+        ]);
+        director.exec(&["ip", "addr", "add", &format!("{VIP}/24"), "dev", "d0"]);
+        director.exec(&["ip", "addr", "add", &format!("{DIP}/24"), "dev", "d1"]);
+        director.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let rules = format!(
+            "table ip lab {{\n chain prerouting {{\n  type nat hook prerouting priority dstnat;\n  \
+             ip daddr {VIP} tcp dport {tcp_port} dnat to numgen inc mod 2 map {{ 0 : {}, 1 : {} }}\n }}\n}}\n",
+            REAL_SERVERS[0], REAL_SERVERS[1]
+        );
+        let mut nft = director.command("nft");
+        nft.args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = nft
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run nft: {error}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            stdin
+                .write_all(rules.as_bytes())
+                .unwrap_or_else(|error| panic!("nft: {error}"));
+        }
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|error| panic!("nft: {error}"));
+        assert!(
+            output.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        lab
+    }
+
+    /// The namespaces, links and servers, without a director.
+    fn build(name: &str) -> NatLab {
         require_prerequisites();
         let id = format!(
             "rvs{}-{}-{name}",
@@ -325,13 +390,9 @@ impl NatLab {
         }
 
         let socket = dir.path().join("rvsd.sock");
-        let config = dir.path().join("rvsd.toml");
-        fs::write(&config, rvsd_config(&id, &socket, options))
-            .unwrap_or_else(|error| panic!("cannot write {}: {error}", config.display()));
         let log = dir.path().join("rvsd.log");
-        let rvsd = start_rvsd(&director, &config, &log, &socket);
         NatLab {
-            rvsd,
+            rvsd: None,
             _servers: servers,
             client,
             director,
@@ -380,16 +441,25 @@ impl NatLab {
     }
 
     /// `count` UDP requests from the client, each from a new source port;
-    /// returns each answer.
+    /// returns each answer (`NO-REPLY` after 3 s without one). The client
+    /// is the kernel's UDP stack in the client namespace, entered by a
+    /// thread of this process.
     pub fn udp_requests(&self, count: usize) -> Vec<String> {
-        let script = format!(
-            "for i in $(seq {count}); do echo ping | socat -T2 - UDP4:{VIP}:{UDP_PORT} || echo FAILED; done"
-        );
-        let output = self.client.sh(&script);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        let namespace = Path::new("/run/netns").join(&self.client.name);
+        let target = format!("{VIP}:{UDP_PORT}");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = fs::File::open(&namespace)
+                        .unwrap_or_else(|error| panic!("{}: {error}", namespace.display()));
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(
+                        |error| panic!("setns into {}: {error}", namespace.display()),
+                    );
+                    (0..count).map(|_| udp_exchange(&target)).collect()
+                })
+                .join()
+                .unwrap_or_else(|_| panic!("the UDP client thread panicked"))
+        })
     }
 
     /// The lab's scratch directory.
@@ -399,7 +469,22 @@ impl NatLab {
 
     /// Whether rvsd is still running.
     pub fn rvsd_running(&mut self) -> bool {
-        self.rvsd.running()
+        self.rvsd.as_mut().is_some_and(Process::running)
+    }
+
+    /// Packets the director's two ports have received so far, as the
+    /// kernel counts them on the veths (the same for rvsd and the kernel).
+    pub fn director_rx_packets(&self) -> u64 {
+        ["d0", "d1"]
+            .iter()
+            .map(|port| {
+                let text = self.director.exec(&[
+                    "cat",
+                    &format!("/sys/class/net/{port}/statistics/rx_packets"),
+                ]);
+                text.trim().parse::<u64>().unwrap_or(0)
+            })
+            .sum()
     }
 
     /// The end of rvsd's log, for failure messages.
@@ -416,7 +501,8 @@ impl NatLab {
     /// Stops rvsd with SIGTERM; returns whether it exited cleanly.
     pub fn stop_rvsd(&mut self) -> bool {
         self.rvsd
-            .terminate(Duration::from_secs(10))
+            .as_mut()
+            .and_then(|rvsd| rvsd.terminate(Duration::from_secs(10)))
             .is_some_and(|status| status.success())
     }
 }
@@ -433,9 +519,16 @@ impl Drop for NatLab {
 /// connection table, idle back-off so that rvsd shares the machine with
 /// the lab's programs.
 fn rvsd_config(id: &str, socket: &Path, options: &RvsdOptions) -> String {
+    // --in-memory keeps hugepage-backed runs from leaving files behind;
+    // it cannot be combined with --no-huge, which needs --no-shconf.
+    let memory = if options.hugepages {
+        r#""--in-memory", "-m", "256""#
+    } else {
+        r#""--no-huge", "-m", "512", "--no-shconf""#
+    };
     format!(
         r#"[eal]
-args = ["-l", "0,1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--no-telemetry", "--file-prefix", "{id}", "--log-level", "*:warning"]
+args = ["-l", "0,1", {memory}, "--no-pci", "--no-telemetry", "--file-prefix", "{id}", "--log-level", "*:warning"]
 
 [dataplane]
 connections_per_worker = {connections}
@@ -470,8 +563,8 @@ fn quiet(mut command: Command) -> Command {
     command
 }
 
-/// Starts nginx in `rs`, serving `/` (a page naming the server) and
-/// `/big.bin` from `root`.
+/// Starts nginx in `rs` on ports 80 and 8080, serving `/` (a page naming
+/// the server) and `/big.bin` from `root`.
 fn start_nginx(rs: &Netns, root: &Path, name: &str) -> Process {
     fs::create_dir_all(root.join("html")).unwrap_or_else(|error| panic!("{error}"));
     fs::write(root.join("html/index.html"), format!("{name}\n"))
@@ -494,6 +587,7 @@ http {{
     keepalive_requests 1000000;
     server {{
         listen 80;
+        listen 8080;
         root {root}/html;
     }}
 }}
@@ -579,6 +673,23 @@ fn start_rvsd(director: &Netns, config: &Path, log: &Path, socket: &Path) -> Pro
         panic!("rvsd did not start:\n{text}");
     }
     rvsd
+}
+
+/// Sends `ping` to `target` from a fresh socket and returns the answer.
+fn udp_exchange(target: &str) -> String {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")
+        .unwrap_or_else(|error| panic!("UDP socket: {error}"));
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap_or_else(|error| panic!("{error}"));
+    socket
+        .send_to(b"ping\n", target)
+        .unwrap_or_else(|error| panic!("send to {target}: {error}"));
+    let mut answer = [0u8; 512];
+    match socket.recv(&mut answer) {
+        Ok(n) => String::from_utf8_lossy(&answer[..n]).trim().to_owned(),
+        Err(_) => "NO-REPLY".to_owned(),
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout`

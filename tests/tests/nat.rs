@@ -86,6 +86,23 @@ fn round_robin_splits_http_requests_evenly_and_the_listing_counts_them() {
 }
 
 #[test]
+fn the_real_servers_port_may_differ_from_the_virtual_port() {
+    let lab = NatLab::start("portmap", &RvsdOptions::default());
+    lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr"));
+    for rs in REAL_SERVERS {
+        lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {rs}:8080 -m"));
+    }
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 10));
+    assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
+    assert_eq!((rs1, rs2), (5, 5));
+    let rows = rows(&lab.rvsadm_ok("-Ln"));
+    assert!(
+        rows.iter().all(|row| row.address.ends_with(":8080")),
+        "{rows:?}"
+    );
+}
+
+#[test]
 fn weighted_round_robin_splits_by_weight() {
     let lab = NatLab::start("wrr", &RvsdOptions::default());
     configure(&lab, "-t", 80, "rr");

@@ -75,13 +75,30 @@ fn setup_error(what: impl std::fmt::Display) -> DaemonError {
     DaemonError::Setup(what.to_string())
 }
 
+/// Workers rvsd runs at most for now: with several, a NAT reply could reach
+/// a worker other than the one holding its connection, until replies are
+/// steered to their owner.
+const MAX_WORKERS: u32 = 1;
+
 /// Checks a configuration as rvsd would before starting: the file's own
 /// rules and what the dataplane supports. Touches no DPDK.
 pub fn check(config: &Config) -> Result<(), DaemonError> {
     let macs = vec![MacAddr::ZERO; config.ports.len()];
-    Control::new(config, macs, LIMITS)
-        .map(drop)
-        .map_err(|problems| DaemonError::Config { problems })
+    let mut problems = Control::new(config, macs, LIMITS).err().unwrap_or_default();
+    if let Some(workers) = config.dataplane.workers.filter(|&w| w > MAX_WORKERS) {
+        problems.push(FieldError {
+            path: "dataplane.workers".to_owned(),
+            message: format!(
+                "{workers} workers are not supported yet: one worker per rvsd until \
+                 replies are steered to the worker that owns their connection"
+            ),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Config { problems })
+    }
 }
 
 /// The daemon's shared state, reached from the control socket's threads.
@@ -188,6 +205,25 @@ impl Handler for Daemon {
     }
 }
 
+/// A worker's packet counts and every non-zero drop and event counter, on
+/// one line.
+fn counters_summary(counters: &WorkerCounters) -> String {
+    use dataplane::counters::{DropReason, Event};
+    let mut line = format!(
+        "rx {} packets, tx {} packets",
+        counters.rx_packets.load(Ordering::Relaxed),
+        counters.tx_packets.load(Ordering::Relaxed)
+    );
+    let drops = DropReason::ALL
+        .iter()
+        .map(|r| (r.name(), counters.drops(*r)));
+    let events = Event::ALL.iter().map(|e| (e.name(), counters.events(*e)));
+    for (name, value) in drops.chain(events).filter(|(_, value)| *value > 0) {
+        line.push_str(&format!(", {name} {value}"));
+    }
+    line
+}
+
 /// A random key for the connection hash, so clients cannot predict it.
 fn random_seed() -> HashSeed {
     let state = std::collections::hash_map::RandomState::new();
@@ -212,10 +248,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let eal = Eal::init(&config.eal_args())?;
     let lcores: Vec<_> = eal.worker_lcores().collect();
-    let worker_count = config
-        .dataplane
-        .workers
-        .map_or(lcores.len(), |w| w as usize);
+    let worker_count = config.dataplane.workers.unwrap_or(MAX_WORKERS) as usize;
+    if lcores.len() > worker_count {
+        tracing::warn!(
+            lcores = lcores.len(),
+            workers = worker_count,
+            "more worker lcores than workers; the extra lcores stay idle"
+        );
+    }
     if lcores.is_empty() || worker_count > lcores.len() {
         return Err(setup_error(format!(
             "dataplane.workers: {} worker(s) need as many worker lcores, and EAL has {} besides the main lcore (give more cores with -l in eal.args)",
@@ -379,7 +419,22 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             tracing::warn!(?lcore, "worker ended with an error");
         }
     }
-    for mut port in ports {
+    for (index, counters) in daemon.workers.iter().enumerate() {
+        tracing::info!(worker = index, "{}", counters_summary(counters));
+    }
+    for (mut port, port_config) in ports.into_iter().zip(&config.ports) {
+        if let Ok(stats) = port.stats() {
+            tracing::info!(
+                port = %port_config.name,
+                ipackets = stats.ipackets,
+                opackets = stats.opackets,
+                imissed = stats.imissed,
+                ierrors = stats.ierrors,
+                oerrors = stats.oerrors,
+                rx_nombuf = stats.rx_nombuf,
+                "port counters"
+            );
+        }
         if let Err(error) = port.stop() {
             tracing::warn!(%error, "stopping a port");
         }
@@ -389,4 +444,32 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tracing::warn!(%error, "EAL cleanup");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_one_worker_is_refused_for_now() {
+        let config = crate::config::parse(
+            r#"[eal]
+args = ["-l", "0-2"]
+
+[dataplane]
+workers = 2
+
+[[ports]]
+name = "wan"
+device = "net_af_packet0,iface=d0"
+addresses = ["198.18.0.1/24"]
+"#,
+        )
+        .expect("valid file");
+        let error = check(&config).expect_err("refused").to_string();
+        assert!(
+            error.starts_with("dataplane.workers: 2 workers are not supported yet"),
+            "{error}"
+        );
+    }
 }

@@ -657,3 +657,309 @@ fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
         out_bytes: now.out_bytes.wrapping_sub(baseline.out_bytes),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::Ordering;
+
+    use dataplane::counters::bump;
+
+    use super::*;
+    use crate::config;
+
+    const LIMITS: Limits = Limits {
+        services: 4,
+        real_servers: 4,
+    };
+
+    fn config_with(services: &str) -> Config {
+        config::parse(&format!(
+            r#"[eal]
+args = ["-l", "0,1"]
+
+[[ports]]
+name = "wan"
+device = "net_af_packet0,iface=d0"
+addresses = ["198.18.0.1/24"]
+
+[[ports]]
+name = "lan"
+device = "net_af_packet1,iface=d1"
+addresses = ["198.18.1.1/24"]
+
+{services}"#
+        ))
+        .expect("valid configuration")
+    }
+
+    fn control() -> Control {
+        Control::new(
+            &config_with(""),
+            vec![MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])],
+            LIMITS,
+        )
+        .expect("control")
+    }
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            address: SocketAddr::from(([198, 18, 0, 10], port)),
+        }
+    }
+
+    fn service(port: u16, scheduler: SchedulerName) -> ServiceSpec {
+        ServiceSpec {
+            protocol: Protocol::Tcp,
+            address: key(port).address,
+            scheduler,
+            scheduler_flags: Vec::new(),
+            persistence: None,
+        }
+    }
+
+    fn real(last: u8, weight: u32) -> RealServerSpec {
+        RealServerSpec {
+            address: SocketAddr::from(([198, 18, 1, last], 80)),
+            weight,
+            forward: ForwardMethod::Masq,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        }
+    }
+
+    fn add_real(control: &mut Control, port: u16, last: u8) -> Result<(), Refusal> {
+        control.apply(&Change::AddRealServer(RealServerChange {
+            service: key(port),
+            real_server: real(last, 1),
+        }))
+    }
+
+    #[test]
+    fn changes_follow_ipvsadm_semantics() {
+        let mut control = control();
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        let refusal = control
+            .apply(&Change::AddService(service(80, SchedulerName::Wrr)))
+            .unwrap_err();
+        assert_eq!(
+            (refusal.status, refusal.message.as_str()),
+            (Status::Exists, "Service already exists")
+        );
+        add_real(&mut control, 80, 11).unwrap();
+        assert_eq!(
+            add_real(&mut control, 80, 11).unwrap_err().message,
+            "Destination already exists"
+        );
+        assert_eq!(
+            add_real(&mut control, 81, 11).unwrap_err().message,
+            "Service not defined"
+        );
+        let missing = Change::DeleteRealServer(RealServerRef {
+            service: key(80),
+            address: SocketAddr::from(([198, 18, 1, 99], 80)),
+        });
+        assert_eq!(
+            control.apply(&missing).unwrap_err().message,
+            "No such destination"
+        );
+        assert_eq!(
+            control
+                .apply(&Change::DeleteService(key(81)))
+                .unwrap_err()
+                .message,
+            "No such service"
+        );
+        control
+            .apply(&Change::EditService(service(80, SchedulerName::Wrr)))
+            .unwrap();
+        let snapshot = control.snapshot();
+        assert_eq!(snapshot.services.len(), 1);
+        assert_eq!(
+            snapshot.services[0].scheduler.kind(),
+            SchedulerKind::WeightedRoundRobin
+        );
+        assert_eq!(snapshot.services[0].real_servers[0].method, Method::Nat);
+        assert_eq!(snapshot.ports.len(), 2);
+        assert_eq!(snapshot.generation, 1);
+        assert_eq!(control.snapshot().generation, 2);
+    }
+
+    #[test]
+    fn what_the_dataplane_cannot_do_is_refused_and_changes_nothing() {
+        let mut control = control();
+        let refusal = control
+            .apply(&Change::AddService(service(80, SchedulerName::Lc)))
+            .unwrap_err();
+        assert_eq!(refusal.status, Status::Unsupported);
+        assert!(
+            refusal.message.contains("'lc' is not supported yet"),
+            "{}",
+            refusal.message
+        );
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        let mut routed = real(11, 1);
+        routed.forward = ForwardMethod::Route;
+        let refusal = control
+            .apply(&Change::AddRealServer(RealServerChange {
+                service: key(80),
+                real_server: routed,
+            }))
+            .unwrap_err();
+        assert_eq!(refusal.status, Status::Unsupported);
+        let mut heavy = real(11, 1);
+        heavy.weight = 70_000;
+        let refusal = control
+            .apply(&Change::AddRealServer(RealServerChange {
+                service: key(80),
+                real_server: heavy,
+            }))
+            .unwrap_err();
+        assert_eq!(refusal.status, Status::Invalid);
+        assert!(refusal.message.contains("weight"), "{}", refusal.message);
+        assert!(control.snapshot().services[0].real_servers.is_empty());
+    }
+
+    #[test]
+    fn unsupported_parts_of_the_file_are_named_by_path() {
+        let config = config_with(
+            r#"[[services]]
+protocol = "tcp"
+address = "198.18.0.10:80"
+scheduler = "sh"
+"#,
+        );
+        let problems = Control::new(&config, vec![MacAddr::ZERO; 2], LIMITS).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "services[0]");
+        assert!(problems[0].message.contains("'sh' is not supported yet"));
+    }
+
+    #[test]
+    fn set_timeouts_keeps_values_given_as_zero() {
+        let mut control = control();
+        control
+            .apply(&Change::SetTimeouts(Timeouts {
+                tcp: 0,
+                tcp_fin: 30,
+                udp: 0,
+            }))
+            .unwrap();
+        assert_eq!(
+            control.timeouts(),
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 30,
+                udp: 300
+            }
+        );
+        let snapshot = control.snapshot();
+        assert_eq!(
+            snapshot
+                .timeouts
+                .of(dataplane::conn::ConnState::TcpFinWait)
+                .as_secs(),
+            30
+        );
+    }
+
+    /// A removed real server's slot is given out again only once every
+    /// worker runs without it and none of its connections is left.
+    #[test]
+    fn slots_drain_before_they_are_reused() {
+        let mut control = control();
+        let worker = WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize);
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        for last in 11..=14 {
+            add_real(&mut control, 80, last).unwrap();
+        }
+        assert!(
+            add_real(&mut control, 80, 15).is_err(),
+            "all four slots taken"
+        );
+        let slot_of = |control: &mut Control, last: u8| {
+            let snapshot = control.snapshot();
+            snapshot.services[0]
+                .real_servers
+                .iter()
+                .find(|rs| rs.address == IpAddr::from([198, 18, 1, last]))
+                .map(|rs| rs.slot)
+        };
+        let removed = slot_of(&mut control, 11).unwrap();
+        bump(&worker.real_server(removed).active, 1);
+        control
+            .apply(&Change::DeleteRealServer(RealServerRef {
+                service: key(80),
+                address: real(11, 1).address,
+            }))
+            .unwrap();
+        let generation = control.snapshot().generation;
+        control.reclaim_slots(generation - 1, &[&worker]);
+        assert!(
+            add_real(&mut control, 80, 15).is_err(),
+            "workers still run the old snapshot"
+        );
+        control.reclaim_slots(generation, &[&worker]);
+        assert!(
+            add_real(&mut control, 80, 15).is_err(),
+            "a connection still counts on the slot"
+        );
+        worker
+            .real_server(removed)
+            .active
+            .store(0, Ordering::Relaxed);
+        control.reclaim_slots(generation, &[&worker]);
+        add_real(&mut control, 80, 15).unwrap();
+        assert_eq!(slot_of(&mut control, 15), Some(removed));
+    }
+
+    #[test]
+    fn listings_sum_workers_and_zeroing_sets_a_baseline() {
+        let mut control = control();
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        add_real(&mut control, 80, 11).unwrap();
+        let workers = [
+            WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize),
+            WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize),
+        ];
+        let slot = control.snapshot().services[0].real_servers[0].slot;
+        for worker in &workers {
+            bump(&worker.real_server(slot).active, 2);
+            bump(&worker.real_server(slot).inactive, 1);
+            bump(&worker.real_server(slot).traffic.conns, 3);
+        }
+        let view: Vec<&WorkerCounters> = workers.iter().collect();
+        let listing = control.status(None, &view, &Estimator::default()).unwrap();
+        let rs = &listing[0].real_servers[0];
+        assert_eq!(
+            (rs.active_conns, rs.inactive_conns, rs.stats.conns),
+            (4, 2, 6)
+        );
+        control.zero(None, &view).unwrap();
+        let rs = &control
+            .status(Some(&key(80)), &view, &Estimator::default())
+            .unwrap()[0]
+            .real_servers[0];
+        assert_eq!(
+            (rs.active_conns, rs.stats.conns),
+            (4, 0),
+            "counts stay, counters restart"
+        );
+        assert_eq!(
+            control
+                .status(Some(&key(81)), &view, &Estimator::default())
+                .unwrap_err()
+                .status,
+            Status::NotFound
+        );
+    }
+}

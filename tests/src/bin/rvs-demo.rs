@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rvs_lab::{NatLab, REAL_SERVERS, RvsdOptions, VIP};
 
 fn main() -> ExitCode {
+    let hugepages = std::env::args().skip(1).any(|arg| arg == "--hugepages");
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(error) = signal_hook::flag::register(signal, Arc::clone(&interrupted)) {
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     };
     // Panics (a failed step) unwind through `lab`, whose drop removes
     // every namespace and process.
-    let outcome = std::panic::catch_unwind(|| demo(&step));
+    let outcome = std::panic::catch_unwind(|| demo(&step, hugepages));
     match outcome {
         Ok(true) => {
             println!("\n== done: the lab is torn down");
@@ -41,11 +42,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn demo(step: &dyn Fn(&str) -> bool) -> bool {
+fn demo(step: &dyn Fn(&str) -> bool, hugepages: bool) -> bool {
     if !step("building the lab: client, rvsd (DPDK af_packet ports) and two nginx real servers") {
         return false;
     }
-    let lab = NatLab::start("demo", &RvsdOptions::default());
+    let options = RvsdOptions {
+        hugepages,
+        ..RvsdOptions::default()
+    };
+    let lab = NatLab::start("demo", &options);
     println!(
         "client {}  ->  VIP {VIP}:80 on rvsd  ->  real servers {} and {} (NAT)",
         rvs_lab::CLIENT,

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of rvs, as root on Debian 12: formatting and lints, the
+# unit and property tests (packet views, connection table, schedulers,
+# director on in-memory ports, config, protocol, rvsadm, DPDK bindings on
+# virtual devices), then the end-to-end tests (real curl, nginx and socat
+# through a running rvsd in network namespaces). Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+step() {
+    echo
+    echo "== $*"
+}
+
+step "formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "release binaries"
+cargo build --release --workspace --bins
+
+step "unit and property tests"
+cargo test --workspace --exclude rvs-e2e
+
+step "end-to-end tests"
+# One lab at a time: each runs rvsd, nginx and clients on this machine.
+RVS_BIN_DIR="$PWD/target/release" cargo test --release -p rvs-e2e -- --test-threads=1
+
+step "all tests passed"
