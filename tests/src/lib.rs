@@ -492,7 +492,7 @@ impl NatLab {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let mut tail = String::from("--- rvsd log (last lines) ---\n");
-        for line in &lines[lines.len().saturating_sub(30)..] {
+        for line in &lines[lines.len().saturating_sub(40)..] {
             let _ = writeln!(tail, "{line}");
         }
         tail
@@ -510,6 +510,9 @@ impl NatLab {
 impl Drop for NatLab {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            // A clean stop makes rvsd log its drop counters and port
+            // counters, which usually tell what went wrong.
+            self.stop_rvsd();
             eprintln!("{}", self.log_tail());
         }
     }
