@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and demonstrating rvs need on Debian 12,
 # as root: DPDK 22.11 and its headers, libclang (bindgen), the programs the
-# end-to-end lab runs (nginx, curl, socat, wrk, ethtool, iproute2, ping).
+# end-to-end lab runs (nginx, dnsmasq, curl, dig, wrk, ethtool, iproute2,
+# ping, nftables).
 # Idempotent: apt runs only when something is missing.
 set -euo pipefail
 
@@ -22,7 +23,8 @@ readonly NEEDED=(
     build-essential:/usr/bin/cc
     nginx-light:/usr/sbin/nginx
     curl:/usr/bin/curl
-    socat:/usr/bin/socat
+    dnsmasq-base:/usr/sbin/dnsmasq
+    bind9-dnsutils:/usr/bin/dig
     wrk:/usr/bin/wrk
     ethtool:/usr/sbin/ethtool
     iproute2:/usr/sbin/ip

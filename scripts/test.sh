@@ -2,7 +2,7 @@
 # Runs every test of rvs, as root on Debian 12: formatting and lints, the
 # unit and property tests (packet views, connection table, schedulers,
 # director on in-memory ports, config, protocol, rvsadm, DPDK bindings on
-# virtual devices), then the end-to-end tests (real curl, nginx and socat
+# virtual devices), then the end-to-end tests (real curl, dig, nginx and dnsmasq
 # through a running rvsd in network namespaces). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -47,6 +47,9 @@ pub struct Config {
     /// `[[routes]]`: static routes through gateways on connected subnets.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[neighbours]]`: static ARP entries, used without resolution.
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourConfig>,
     /// `[[services]]`: virtual services and their real servers.
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
@@ -82,6 +85,9 @@ pub struct DataplaneConfig {
     pub idle_polls: u32,
     /// Seconds an ARP/ND entry stays valid without confirmation.
     pub neighbour_timeout: u32,
+    /// Bytes of an mbuf's data room, headroom (128) included: frames must
+    /// fit in one mbuf, and smaller mbufs let a pool hold more frames.
+    pub mbuf_data_room: u16,
 }
 
 impl Default for DataplaneConfig {
@@ -96,6 +102,7 @@ impl Default for DataplaneConfig {
             idle_sleep_us: 0,
             idle_polls: 10_000,
             neighbour_timeout: 300,
+            mbuf_data_room: 2176,
         }
     }
 }
@@ -157,6 +164,33 @@ pub struct RouteConfig {
     /// The port the gateway is reached through; `None`: the port whose
     /// subnet holds the gateway.
     pub port: Option<String>,
+}
+
+/// A static neighbour: `address` is at `mac` on `port`, without ARP.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourConfig {
+    pub address: IpAddr,
+    /// `aa:bb:cc:dd:ee:ff`, a unicast address.
+    pub mac: String,
+    /// The port the neighbour is on; its subnet must hold `address`.
+    pub port: String,
+}
+
+impl NeighbourConfig {
+    /// The MAC address's bytes, if it is well formed.
+    pub fn mac_bytes(&self) -> Option<[u8; 6]> {
+        let mut bytes = [0u8; 6];
+        let mut parts = self.mac.split(':');
+        for byte in &mut bytes {
+            let part = parts.next()?;
+            if part.len() != 2 {
+                return None;
+            }
+            *byte = u8::from_str_radix(part, 16).ok()?;
+        }
+        parts.next().is_none().then_some(bytes)
+    }
 }
 
 /// A virtual service with its real servers.
@@ -303,6 +337,7 @@ impl Config {
         self.check_eal(&mut problems);
         self.check_ports(&mut problems);
         self.check_routes(&mut problems);
+        self.check_neighbours(&mut problems);
         self.check_services(&mut problems);
         if problems.0.is_empty() {
             Ok(())
@@ -489,6 +524,47 @@ impl Config {
         }
     }
 
+    fn check_neighbours(&self, problems: &mut Problems) {
+        let mut seen: HashMap<IpAddr, usize> = HashMap::new();
+        for (i, neighbour) in self.neighbours.iter().enumerate() {
+            let at = format!("neighbours[{i}]");
+            match neighbour.mac_bytes() {
+                None => problems.add(
+                    format_args!("{at}.mac"),
+                    format_args!(
+                        "\"{}\" is not a MAC address (aa:bb:cc:dd:ee:ff)",
+                        neighbour.mac
+                    ),
+                ),
+                Some(mac) if mac[0] & 1 == 1 || mac == [0; 6] => problems.add(
+                    format_args!("{at}.mac"),
+                    format_args!("{} is not a unicast address", neighbour.mac),
+                ),
+                Some(_) => {}
+            }
+            let address = neighbour.address;
+            if let Some(first) = seen.insert(address, i) {
+                problems.add(&at, format_args!("{address} is also neighbours[{first}]"));
+            }
+            match self.ports.iter().find(|port| port.name == neighbour.port) {
+                None => problems.add(
+                    format_args!("{at}.port"),
+                    format_args!("there is no port named \"{}\"", neighbour.port),
+                ),
+                Some(port) if !port.addresses.iter().any(|net| net.contains(&address)) => {
+                    problems.add(
+                        format_args!("{at}.address"),
+                        format_args!(
+                            "{address} is not in a subnet of port \"{}\"",
+                            neighbour.port
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     fn check_services(&self, problems: &mut Problems) {
         let mut keys: HashMap<ServiceKey, usize> = HashMap::new();
         for (i, service) in self.services.iter().enumerate() {
@@ -645,7 +721,7 @@ fn is_connected(ports: &[PortConfig], address: IpAddr) -> bool {
 type Limit = (&'static str, fn(&Config) -> Option<u64>, u64, u64);
 
 #[rustfmt::skip]
-const LIMITS: [Limit; 12] = [
+const LIMITS: [Limit; 13] = [
     ("dataplane.workers", |c| c.dataplane.workers.map(u64::from), 1, MAX_WORKERS),
     ("dataplane.mbufs", |c| Some(c.dataplane.mbufs.into()), 1023, 1 << 26),
     // RTE_MEMPOOL_CACHE_MAX_SIZE. DPDK also wants the cache at most
@@ -657,6 +733,7 @@ const LIMITS: [Limit; 12] = [
     ("dataplane.idle_sleep_us", |c| Some(c.dataplane.idle_sleep_us.into()), 0, 100_000),
     ("dataplane.idle_polls", |c| Some(c.dataplane.idle_polls.into()), 1, 100_000_000),
     ("dataplane.neighbour_timeout", |c| Some(c.dataplane.neighbour_timeout.into()), 5, 86_400),
+    ("dataplane.mbuf_data_room", |c| Some(c.dataplane.mbuf_data_room.into()), 256, 65_535),
     ("timeouts.tcp", |c| Some(c.timeouts.tcp.into()), 1, MAX_TIMEOUT as u64),
     ("timeouts.tcp_fin", |c| Some(c.timeouts.tcp_fin.into()), 1, MAX_TIMEOUT as u64),
     ("timeouts.udp", |c| Some(c.timeouts.udp.into()), 1, MAX_TIMEOUT as u64),
@@ -1261,6 +1338,43 @@ forward = "masq"
             &with("[timeouts]\nudp = 31536001\n"),
             "timeouts.udp: 31536001 is above the maximum 31536000",
         );
+    }
+
+    #[test]
+    fn static_neighbours_are_checked() {
+        let neighbour = |address: &str, mac: &str, port: &str| {
+            format!("[[neighbours]]\naddress = \"{address}\"\nmac = \"{mac}\"\nport = \"{port}\"\n")
+        };
+        let config = parse(&with(&neighbour("198.18.1.11", "02:00:00:00:01:0b", "lan"))).unwrap();
+        assert_eq!(
+            config.neighbours[0].mac_bytes(),
+            Some([2, 0, 0, 0, 1, 0x0b])
+        );
+        for (text, expected) in [
+            (
+                neighbour("198.18.1.11", "02:00:00:00:01", "lan"),
+                "neighbours[0].mac: \"02:00:00:00:01\" is not a MAC address (aa:bb:cc:dd:ee:ff)",
+            ),
+            (
+                neighbour("198.18.1.11", "01:00:5e:00:00:01", "lan"),
+                "neighbours[0].mac: 01:00:5e:00:00:01 is not a unicast address",
+            ),
+            (
+                neighbour("198.18.1.11", "02:00:00:00:01:0b", "dmz"),
+                "neighbours[0].port: there is no port named \"dmz\"",
+            ),
+            (
+                neighbour("198.18.0.11", "02:00:00:00:01:0b", "lan"),
+                "neighbours[0].address: 198.18.0.11 is not in a subnet of port \"lan\"",
+            ),
+            (
+                neighbour("198.18.1.11", "02:00:00:00:01:0b", "lan")
+                    + &neighbour("198.18.1.11", "02:00:00:00:01:0c", "lan"),
+                "neighbours[1]: 198.18.1.11 is also neighbours[0]",
+            ),
+        ] {
+            assert_eq!(problems_of(&with(&text)), [expected.to_owned()], "{text}");
+        }
     }
 
     #[test]

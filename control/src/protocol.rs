@@ -82,6 +82,7 @@ impl MessageType {
     // Namespace 3: daemon information and counters.
     pub const INFO: MessageType = MessageType::new(0x0003, 0x0001);
     pub const ZERO_COUNTERS: MessageType = MessageType::new(0x0003, 0x0002);
+    pub const WORKERS: MessageType = MessageType::new(0x0003, 0x0003);
     // Namespace 4: connection timeouts.
     pub const TIMEOUT_GET: MessageType = MessageType::new(0x0004, 0x0001);
     pub const TIMEOUT_SET: MessageType = MessageType::new(0x0004, 0x0002);
@@ -178,6 +179,30 @@ pub struct DaemonInfo {
     pub workers: u32,
 }
 
+/// One worker's counters (`rvsadm --workers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub index: u32,
+    /// The EAL lcore the worker runs on.
+    pub lcore: u32,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Connections in the worker's table now.
+    pub connections: u64,
+    /// TSC cycles spent in polling rounds that received packets.
+    pub busy_cycles: u64,
+    /// TSC frequency, to turn cycles into time.
+    pub tsc_hz: u64,
+    /// Generation of the configuration the worker runs.
+    pub snapshot_generation: u64,
+    /// Dropped packets by reason (every reason, zeros included).
+    pub drops: std::collections::BTreeMap<String, u64>,
+    /// Other events by name (every event, zeros included).
+    pub events: std::collections::BTreeMap<String, u64>,
+}
+
 /// A request and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -191,6 +216,7 @@ pub enum Request {
     EditRealServer(RealServerChange),
     DeleteRealServer(RealServerRef),
     Info,
+    Workers,
     ZeroCounters(ServiceFilter),
     GetTimeouts,
     SetTimeouts(Timeouts),
@@ -203,6 +229,7 @@ pub enum Reply {
     Hello(Hello),
     Services(Vec<ServiceStatus>),
     Info(DaemonInfo),
+    Workers(Vec<WorkerStatus>),
     Timeouts(Timeouts),
     Done {},
 }
@@ -245,6 +272,7 @@ impl Request {
             Request::EditRealServer(_) => MessageType::REAL_EDIT,
             Request::DeleteRealServer(_) => MessageType::REAL_DEL,
             Request::Info => MessageType::INFO,
+            Request::Workers => MessageType::WORKERS,
             Request::ZeroCounters(_) => MessageType::ZERO_COUNTERS,
             Request::GetTimeouts => MessageType::TIMEOUT_GET,
             Request::SetTimeouts(_) => MessageType::TIMEOUT_SET,
@@ -256,7 +284,11 @@ impl Request {
     pub fn is_mutation(&self) -> bool {
         !matches!(
             self,
-            Request::Hello(_) | Request::ListServices(_) | Request::Info | Request::GetTimeouts
+            Request::Hello(_)
+                | Request::ListServices(_)
+                | Request::Info
+                | Request::Workers
+                | Request::GetTimeouts
         )
     }
 
@@ -274,7 +306,9 @@ impl Request {
             }
             Request::DeleteRealServer(real) => serde_json::to_vec(real),
             Request::SetTimeouts(timeouts) => serde_json::to_vec(timeouts),
-            Request::Flush | Request::Info | Request::GetTimeouts => Ok(b"{}".to_vec()),
+            Request::Flush | Request::Info | Request::Workers | Request::GetTimeouts => {
+                Ok(b"{}".to_vec())
+            }
         };
         // Serialising these plain structs into memory cannot fail.
         encoded.unwrap_or_default()
@@ -302,6 +336,7 @@ impl Request {
             MessageType::REAL_EDIT => Request::EditRealServer(json(payload)?),
             MessageType::REAL_DEL => Request::DeleteRealServer(json(payload)?),
             MessageType::INFO => empty(payload).map(|_| Request::Info)?,
+            MessageType::WORKERS => empty(payload).map(|_| Request::Workers)?,
             MessageType::ZERO_COUNTERS => Request::ZeroCounters(json(payload)?),
             MessageType::TIMEOUT_GET => empty(payload).map(|_| Request::GetTimeouts)?,
             MessageType::TIMEOUT_SET => Request::SetTimeouts(json(payload)?),
@@ -486,6 +521,7 @@ pub fn decode_reply(request: &Request, status: u32, body: &[u8]) -> Result<Reply
             Reply::Services(serde_json::from_slice(body).map_err(malformed)?)
         }
         Request::Info => Reply::Info(serde_json::from_slice(body).map_err(malformed)?),
+        Request::Workers => Reply::Workers(serde_json::from_slice(body).map_err(malformed)?),
         Request::GetTimeouts => Reply::Timeouts(serde_json::from_slice(body).map_err(malformed)?),
         _ => Reply::Done {},
     })
@@ -556,6 +592,7 @@ mod tests {
                 address: "198.18.1.11:8080".parse().unwrap(),
             }),
             Request::Info,
+            Request::Workers,
             Request::SetTimeouts(Timeouts::default()),
         ];
         for request in requests {

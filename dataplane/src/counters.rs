@@ -193,6 +193,9 @@ pub struct WorkerCounters {
     pub connections: AtomicU64,
     /// Generation of the configuration snapshot the worker runs with.
     pub snapshot_generation: AtomicU64,
+    /// TSC cycles spent in polling rounds that received packets: with
+    /// `rx_packets`, the cost of a packet.
+    pub busy_cycles: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     events: [AtomicU64; Event::COUNT],
     services: Box<[TrafficCounters]>,
@@ -210,6 +213,7 @@ impl WorkerCounters {
             tx_bytes: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             snapshot_generation: AtomicU64::new(0),
+            busy_cycles: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             events: std::array::from_fn(|_| AtomicU64::new(0)),
             // One extra entry each: the sink for out-of-range slots.

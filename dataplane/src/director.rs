@@ -153,7 +153,7 @@ impl Director {
         counters
             .snapshot_generation
             .store(snapshot.generation, std::sync::atomic::Ordering::Release);
-        Director {
+        let mut director = Director {
             conns: ConnTable::new(
                 params.connections,
                 params.hash_seed,
@@ -169,7 +169,9 @@ impl Director {
             icmp_window: now,
             icmp_sent: 0,
             snapshot,
-        }
+        };
+        director.pin_static_neighbours(now);
+        director
     }
 
     pub fn snapshot(&self) -> &Arc<Snapshot> {
@@ -202,7 +204,22 @@ impl Director {
         self.counters.count(Event::SnapshotAdopted);
         // Resolve the new configuration's next hops straight away.
         self.next_sweep = now;
-        std::mem::replace(&mut self.snapshot, snapshot)
+        let old = std::mem::replace(&mut self.snapshot, snapshot);
+        self.pin_static_neighbours(now);
+        old
+    }
+
+    /// Installs the snapshot's static neighbours; one that finds no room
+    /// in a full neighbour table is counted and resolved by ARP instead.
+    fn pin_static_neighbours(&mut self, now: Instant) {
+        let neighbours = self
+            .snapshot
+            .static_neighbours
+            .iter()
+            .map(|n| (n.address, n.mac));
+        if !self.neighbours.pin(now, neighbours) {
+            self.counters.count_drop(DropReason::NeighbourUnresolved);
+        }
     }
 
     /// Handles one received frame (see [`Verdict`]).

@@ -10,7 +10,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::counters::{DropReason, bump};
+use crate::counters::{DropReason, Event, bump};
 use crate::director::{Director, Verdict};
 use crate::frame::Frame;
 use crate::snapshot::Snapshot;
@@ -87,7 +87,10 @@ impl<F: Frame> Engine<F> {
         match self.director.process(now, port, &mut frame) {
             Verdict::Transmit { port } => io.transmit(port, frame),
             Verdict::AwaitNeighbour { port, next_hop } => self.hold(now, port, next_hop, frame, io),
-            Verdict::ToKernel => io.to_kernel(port, frame),
+            Verdict::ToKernel => {
+                self.director.counters().count(Event::ToKernel);
+                io.to_kernel(port, frame);
+            }
             Verdict::Consumed | Verdict::Drop(_) => io.release(frame),
         }
         self.side_effects(now, io);

@@ -9,6 +9,10 @@
 //! use, and dropped if no confirmation comes before they time out. Removal
 //! rebuilds the table in place from a preallocated scratch copy; it happens
 //! at most once per housekeeping pass, never on a packet.
+//!
+//! Static neighbours from the configuration are *pinned*: used as they
+//! are, never probed, never changed by ARP and never expired (as Linux's
+//! permanent entries).
 
 use std::net::Ipv4Addr;
 
@@ -39,6 +43,7 @@ struct Entry {
     mac: Option<MacAddr>,
     confirmed: Instant,
     probed: Option<Instant>,
+    pinned: bool,
 }
 
 const EMPTY: Entry = Entry {
@@ -46,6 +51,7 @@ const EMPTY: Entry = Entry {
     mac: None,
     confirmed: Instant(0),
     probed: None,
+    pinned: false,
 };
 
 #[derive(Debug)]
@@ -87,6 +93,9 @@ impl NeighbourTable {
             return Resolution::TableFull;
         };
         let entry = &mut self.entries[slot];
+        if let (true, Some(mac)) = (entry.pinned, entry.mac) {
+            return Resolution::Known { mac, probe: false };
+        }
         let probe_due = entry
             .probed
             .is_none_or(|at| now.saturating_since(at) >= PROBE_INTERVAL);
@@ -115,7 +124,7 @@ impl NeighbourTable {
         let entry = &self.entries[self.find(address)?];
         entry
             .mac
-            .filter(|_| now.saturating_since(entry.confirmed) < timeout)
+            .filter(|_| entry.pinned || now.saturating_since(entry.confirmed) < timeout)
     }
 
     /// Records that `address` is at `mac` (from an ARP packet). Existing
@@ -134,6 +143,9 @@ impl NeighbourTable {
             return false;
         };
         let entry = &mut self.entries[slot];
+        if entry.pinned {
+            return false;
+        }
         let was_unresolved = entry.mac.is_none();
         entry.mac = Some(mac);
         entry.confirmed = now;
@@ -145,6 +157,7 @@ impl NeighbourTable {
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
         let stale = |entry: &Entry| {
             entry.address != Ipv4Addr::UNSPECIFIED
+                && !entry.pinned
                 && match entry.mac {
                     Some(_) => {
                         now.saturating_since(entry.confirmed).0 >= timeout.0.saturating_mul(2)
@@ -170,6 +183,34 @@ impl NeighbourTable {
             }
         }
         removed
+    }
+
+    /// Makes exactly these neighbours the pinned ones: each is installed
+    /// (or updated) and pinned; previously pinned entries not listed become
+    /// ordinary ones, to be confirmed or forgotten. Returns whether every
+    /// neighbour found room.
+    pub fn pin(
+        &mut self,
+        now: Instant,
+        neighbours: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>,
+    ) -> bool {
+        for entry in self.entries.iter_mut().filter(|e| e.pinned) {
+            entry.pinned = false;
+            entry.confirmed = now;
+        }
+        let mut all = true;
+        for (address, mac) in neighbours {
+            match self.find_or_insert(address) {
+                Some(slot) => {
+                    let entry = &mut self.entries[slot];
+                    entry.mac = Some(mac);
+                    entry.pinned = true;
+                    entry.probed = None;
+                }
+                None => all = false,
+            }
+        }
+        all
     }
 
     /// Every entry: address and MAC if resolved.
@@ -302,6 +343,31 @@ mod tests {
             !table.learn(at(0), host, MacAddr::BROADCAST, true),
             "no broadcast MACs"
         );
+    }
+
+    #[test]
+    fn pinned_neighbours_are_used_as_given_and_never_expire() {
+        let mut table = NeighbourTable::new(8);
+        let rs = Ipv4Addr::new(198, 18, 1, 11);
+        let other = MacAddr([2, 0, 0, 0, 9, 9]);
+        assert!(table.pin(at(0), [(rs, MAC)]));
+        assert_eq!(
+            table.resolve(at(5000), rs, TIMEOUT),
+            Resolution::Known {
+                mac: MAC,
+                probe: false
+            }
+        );
+        assert!(
+            !table.learn(at(5000), rs, other, true),
+            "ARP does not change it"
+        );
+        assert_eq!(table.expire(at(100_000), TIMEOUT), 0);
+        assert_eq!(table.get(at(100_000), rs, TIMEOUT), Some(MAC));
+        // Unpinned by the next configuration: an ordinary entry again.
+        assert!(table.pin(at(100_000), []));
+        table.learn(at(100_001), rs, other, false);
+        assert_eq!(table.get(at(100_001), rs, TIMEOUT), Some(other));
     }
 
     #[test]

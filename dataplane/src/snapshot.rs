@@ -87,6 +87,42 @@ pub struct PortAddresses {
     pub ipv4: Vec<Ipv4Cidr>,
 }
 
+/// A next hop whose MAC address is configured, not resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticNeighbour {
+    pub address: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
+/// What a snapshot is built from.
+#[derive(Debug, Clone)]
+pub struct SnapshotParts {
+    pub generation: u64,
+    /// Indexed by the dataplane's port number.
+    pub ports: Vec<PortAddresses>,
+    /// Static routes; the ports' own subnets are added.
+    pub routes: Vec<crate::route::Route>,
+    pub neighbours: Vec<StaticNeighbour>,
+    pub services: Vec<Service>,
+    pub timeouts: StateTimeouts,
+    /// How long a resolved neighbour stays valid without confirmation.
+    pub neighbour_timeout: Duration,
+}
+
+impl Default for SnapshotParts {
+    fn default() -> Self {
+        SnapshotParts {
+            generation: 0,
+            ports: Vec::new(),
+            routes: Vec::new(),
+            neighbours: Vec::new(),
+            services: Vec::new(),
+            timeouts: StateTimeouts::default(),
+            neighbour_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Everything a worker needs to know of the configuration.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -94,6 +130,7 @@ pub struct Snapshot {
     /// Indexed by the dataplane's port number.
     pub ports: Vec<PortAddresses>,
     pub routes: RouteTable,
+    pub static_neighbours: Vec<StaticNeighbour>,
     pub services: Vec<Service>,
     pub timeouts: StateTimeouts,
     /// How long a resolved neighbour stays valid without confirmation.
@@ -106,30 +143,25 @@ impl Snapshot {
     /// Assembles a snapshot; routes to the ports' own subnets are added.
     /// The control plane has validated the parts (unique services, real
     /// servers of the service's family, ports that exist).
-    pub fn new(
-        generation: u64,
-        ports: Vec<PortAddresses>,
-        static_routes: Vec<crate::route::Route>,
-        services: Vec<Service>,
-        timeouts: StateTimeouts,
-        neighbour_timeout: Duration,
-    ) -> Snapshot {
-        let routes = RouteTable::new(&ports, static_routes);
-        let by_virtual = services
+    pub fn new(parts: SnapshotParts) -> Snapshot {
+        let routes = RouteTable::new(&parts.ports, parts.routes);
+        let by_virtual = parts
+            .services
             .iter()
             .enumerate()
             .map(|(i, s)| ((s.protocol, s.vip, s.vport), i))
             .collect();
-        let mut vips: Vec<IpAddr> = services.iter().map(|s| s.vip).collect();
+        let mut vips: Vec<IpAddr> = parts.services.iter().map(|s| s.vip).collect();
         vips.sort_unstable();
         vips.dedup();
         Snapshot {
-            generation,
-            ports,
+            generation: parts.generation,
+            ports: parts.ports,
             routes,
-            services,
-            timeouts,
-            neighbour_timeout,
+            static_neighbours: parts.neighbours,
+            services: parts.services,
+            timeouts: parts.timeouts,
+            neighbour_timeout: parts.neighbour_timeout,
             by_virtual,
             vips,
         }
@@ -137,14 +169,7 @@ impl Snapshot {
 
     /// An empty configuration: no ports, no services.
     pub fn empty() -> Snapshot {
-        Snapshot::new(
-            0,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            StateTimeouts::default(),
-            Duration::from_secs(300),
-        )
+        Snapshot::new(SnapshotParts::default())
     }
 
     /// The service for packets to `vip:vport` over `protocol`.
@@ -318,14 +343,11 @@ mod tests {
                 )
             })
             .collect();
-        Snapshot::new(
+        Snapshot::new(SnapshotParts {
             generation,
-            Vec::new(),
-            Vec::new(),
             services,
-            StateTimeouts::default(),
-            Duration::from_secs(300),
-        )
+            ..SnapshotParts::default()
+        })
     }
 
     #[test]

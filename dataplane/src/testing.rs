@@ -14,13 +14,13 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use crate::conn::{HashSeed, Method, StateTimeouts};
+use crate::conn::{HashSeed, Method};
 use crate::counters::WorkerCounters;
 use crate::director::{Director, DirectorParams};
 use crate::engine::{Engine, PacketIo};
 use crate::frame::VecFrame;
 use crate::sched::SchedulerKind;
-use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot};
+use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot, SnapshotParts};
 use crate::time::{Duration, Instant};
 use crate::wire::{Ipv4Cidr, MacAddr, builder};
 
@@ -117,17 +117,15 @@ pub fn nat_service(
 /// The topology's snapshot: TCP VIP:80 (slot 0, real server slots 0 and
 /// 1) and UDP VIP:53 (slot 1, real server slots 2 and 3).
 pub fn snapshot(generation: u64, kind: SchedulerKind, weights: [u32; 2]) -> Snapshot {
-    Snapshot::new(
+    Snapshot::new(SnapshotParts {
         generation,
-        ports(),
-        Vec::new(),
-        vec![
+        ports: ports(),
+        services: vec![
             nat_service(0, 6, TCP_VPORT, TCP_RPORT, kind, weights, 0),
             nat_service(1, 17, UDP_VPORT, UDP_RPORT, kind, weights, 2),
         ],
-        StateTimeouts::default(),
-        Duration::from_secs(300),
-    )
+        ..SnapshotParts::default()
+    })
 }
 
 /// One worker's engine on in-memory ports, with a clock the test drives.

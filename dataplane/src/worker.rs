@@ -168,7 +168,8 @@ impl Worker {
         let mut next_housekeeping = clock.instant(tsc());
         let mut empty_rounds = 0u32;
         loop {
-            let now = clock.instant(tsc());
+            let round_start = tsc();
+            let now = clock.instant(round_start);
             let mut io = DpdkIo {
                 tx_buffers: &mut tx_buffers,
                 ports: &mut self.ports,
@@ -196,6 +197,9 @@ impl Worker {
                 }
             }
             io.flush_all();
+            if received > 0 {
+                bump(&counters.busy_cycles, tsc().wrapping_sub(round_start));
+            }
 
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL;

@@ -5,8 +5,8 @@
 //!   ns client            ns director (rvsd)            ns switch         ns rs1, rs2
 //!   c0 198.18.0.2/24 ── d0 port "wan" 198.18.0.1/24
 //!                         VIP 198.18.0.10
-//!                        d1 port "lan" 198.18.1.1/24 ── s0 ┐ bridge ┌ s1 ── r0 198.18.1.11/24 nginx, socat
-//!                                                          └────────┴ s2 ── r0 198.18.1.12/24 nginx, socat
+//!                        d1 port "lan" 198.18.1.1/24 ── s0 ┐ bridge ┌ s1 ── r0 198.18.1.11/24 nginx, dnsmasq
+//!                                                          └────────┴ s2 ── r0 198.18.1.12/24 nginx, dnsmasq
 //! ```
 //!
 //! rvsd owns d0 and d1 through DPDK's net_af_packet driver; the kernel of
@@ -31,18 +31,23 @@ pub const WAN_ADDRESS: &str = "198.18.0.1";
 pub const VIP: &str = "198.18.0.10";
 pub const DIP: &str = "198.18.1.1";
 pub const REAL_SERVERS: [&str; 2] = ["198.18.1.11", "198.18.1.12"];
-/// The UDP port the real servers' echo servers listen on.
-pub const UDP_PORT: u16 = 9000;
+/// The real servers' MAC addresses (fixed, so configurations can name them).
+pub const REAL_SERVER_MACS: [&str; 2] = ["02:00:00:00:01:0b", "02:00:00:00:01:0c"];
+/// The UDP port the real servers' DNS servers (dnsmasq) listen on.
+pub const UDP_PORT: u16 = 53;
+/// The name whose TXT record each real server answers with its own name.
+pub const WHOAMI: &str = "whoami.rvs.test";
 /// Size of the large file each real server serves at `/big.bin`.
 pub const BIG_FILE_BYTES: usize = 50 * 1024 * 1024;
 
 /// Programs the lab runs, and the Debian packages that provide them.
-const PREREQUISITES: [(&str, &str); 8] = [
+const PREREQUISITES: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("nginx", "nginx-light (or nginx)"),
     ("curl", "curl"),
-    ("socat", "socat"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("dig", "bind9-dnsutils"),
     ("sha256sum", "coreutils"),
     ("ping", "iputils-ping"),
     ("nft", "nftables"),
@@ -239,7 +244,7 @@ impl Drop for Process {
 /// How rvsd should run in the lab.
 #[derive(Debug, Clone)]
 pub struct RvsdOptions {
-    /// `[[services]]` tables appended to the configuration.
+    /// `[[services]]` (and other) tables appended to the configuration.
     pub services_toml: String,
     pub connections_per_worker: u32,
     /// Back DPDK's memory with hugepages (reserved beforehand, for example
@@ -374,6 +379,7 @@ impl NatLab {
             let port = format!("s{}", i + 1);
             veth(rs, "r0", &switch, &port);
             switch.exec(&["ip", "link", "set", &port, "master", "br0"]);
+            rs.exec(&["ip", "link", "set", "r0", "address", REAL_SERVER_MACS[i]]);
             rs.exec(&["ip", "addr", "add", &format!("{address}/24"), "dev", "r0"]);
             rs.exec(&["ip", "route", "add", "default", "via", DIP]);
             servers.push(start_nginx(
@@ -381,12 +387,12 @@ impl NatLab {
                 &dir.path().join(format!("rs{}", i + 1)),
                 &format!("rs{}", i + 1),
             ));
-            let mut echo = rs.command("socat");
-            echo.args([
-                &format!("UDP4-RECVFROM:{UDP_PORT},fork,reuseaddr"),
-                &format!("SYSTEM:echo rs{}", i + 1),
-            ]);
-            servers.push(Process::spawn(quiet(echo)));
+            servers.push(start_dnsmasq(
+                rs,
+                address,
+                &dir.path().join(format!("rs{}", i + 1)),
+                &format!("rs{}", i + 1),
+            ));
         }
 
         let socket = dir.path().join("rvsd.sock");
@@ -440,26 +446,18 @@ impl NatLab {
             .collect()
     }
 
-    /// `count` UDP requests from the client, each from a new source port;
-    /// returns each answer (`NO-REPLY` after 3 s without one). The client
-    /// is the kernel's UDP stack in the client namespace, entered by a
-    /// thread of this process.
+    /// `count` DNS queries (UDP) from the client with dig, each from a new
+    /// source port; returns each answer (the server's name) or dig's error.
     pub fn udp_requests(&self, count: usize) -> Vec<String> {
-        let namespace = Path::new("/run/netns").join(&self.client.name);
-        let target = format!("{VIP}:{UDP_PORT}");
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = fs::File::open(&namespace)
-                        .unwrap_or_else(|error| panic!("{}: {error}", namespace.display()));
-                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(
-                        |error| panic!("setns into {}: {error}", namespace.display()),
-                    );
-                    (0..count).map(|_| udp_exchange(&target)).collect()
-                })
-                .join()
-                .unwrap_or_else(|_| panic!("the UDP client thread panicked"))
-        })
+        let script = format!(
+            "for i in $(seq {count}); do \
+             dig +short +tries=1 +time=3 @{VIP} -p {UDP_PORT} TXT {WHOAMI} || echo FAILED; done"
+        );
+        let output = self.client.sh(&script);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| line.trim_matches('"').to_owned())
+            .collect()
     }
 
     /// The lab's scratch directory.
@@ -623,6 +621,31 @@ http {{
     nginx
 }
 
+/// Starts dnsmasq in `rs` as a UDP server: it answers the TXT record
+/// `WHOAMI` with `name`, and nothing else.
+fn start_dnsmasq(rs: &Netns, address: &str, root: &Path, name: &str) -> Process {
+    let mut command = rs.command("dnsmasq");
+    command.args([
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        &format!("--port={UDP_PORT}"),
+        &format!("--listen-address={address}"),
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--user=root",
+        &format!("--txt-record={WHOAMI},{name}"),
+        &format!("--pid-file={}", root.join("dnsmasq.pid").display()),
+    ]);
+    let dnsmasq = Process::spawn(quiet(command));
+    let query = format!("dig +short +tries=1 +time=1 @{address} -p {UDP_PORT} TXT {WHOAMI}");
+    let started = wait_until(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&rs.sh(&query).stdout).contains(name)
+    });
+    assert!(started, "dnsmasq did not start in {}", rs.name);
+    dnsmasq
+}
+
 /// The same pseudo-random 50 MiB on every server, so a transfer's checksum
 /// does not depend on which server sent it.
 fn write_big_file(path: &Path) {
@@ -676,23 +699,6 @@ fn start_rvsd(director: &Netns, config: &Path, log: &Path, socket: &Path) -> Pro
         panic!("rvsd did not start:\n{text}");
     }
     rvsd
-}
-
-/// Sends `ping` to `target` from a fresh socket and returns the answer.
-fn udp_exchange(target: &str) -> String {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0")
-        .unwrap_or_else(|error| panic!("UDP socket: {error}"));
-    socket
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap_or_else(|error| panic!("{error}"));
-    socket
-        .send_to(b"ping\n", target)
-        .unwrap_or_else(|error| panic!("send to {target}: {error}"));
-    let mut answer = [0u8; 512];
-    match socket.recv(&mut answer) {
-        Ok(n) => String::from_utf8_lossy(&answer[..n]).trim().to_owned(),
-        Err(_) => "NO-REPLY".to_owned(),
-    }
 }
 
 /// Polls `condition` every 20 ms until it holds (true) or `timeout`

@@ -1,5 +1,5 @@
-//! rvsd in NAT mode, end to end: curl and socat clients reach nginx and
-//! socat real servers through rvsd on DPDK af_packet ports, configured with
+//! rvsd in NAT mode, end to end: curl and dig clients reach nginx and
+//! dnsmasq real servers through rvsd on DPDK af_packet ports, configured with
 //! rvsadm in ipvsadm's syntax. See `rvs_lab` for the topology.
 //!
 //! These tests need root; run them one at a time (`--test-threads=1`, as
@@ -11,9 +11,37 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rvs_lab::{
-    BIG_FILE_BYTES, NatLab, Process, REAL_SERVERS, RvsdOptions, UDP_PORT, VIP, big_file_sha256,
-    run, tally, wait_until,
+    BIG_FILE_BYTES, NatLab, Process, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, UDP_PORT, VIP,
+    big_file_sha256, run, tally, wait_until,
 };
+
+/// The first worker's counters, from `rvsadm -L --workers --json`.
+fn worker_counters(lab: &NatLab) -> serde_json::Value {
+    let text = lab.rvsadm_ok("-L --workers --json");
+    let workers: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
+    workers[0].clone()
+}
+
+/// Drop reasons with a non-zero count, except what the hosts' kernels send
+/// on their own and rvsd does not handle yet: IPv6 (router solicitations)
+/// and multicast for the director's host (IGMP), which would go to the
+/// exception path.
+fn unexpected_drops(worker: &serde_json::Value) -> Vec<String> {
+    worker["drops"]
+        .as_object()
+        .map(|drops| {
+            drops
+                .iter()
+                .filter(|(name, count)| {
+                    !["ipv6_unsupported", "no_exception_path"].contains(&name.as_str())
+                        && count.as_u64() != Some(0)
+                })
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// One real-server row of `rvsadm -Ln`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +250,34 @@ fn udp_services_balance_datagrams() {
             "{listing}"
         );
     }
+    let worker = worker_counters(&lab);
+    assert!(worker["tx_packets"].as_u64() >= Some(40), "{worker}");
+    assert_eq!(unexpected_drops(&worker), Vec::<String>::new(), "{worker}");
+}
+
+#[test]
+fn static_neighbours_are_used_without_arp() {
+    let neighbours: String = REAL_SERVERS
+        .iter()
+        .zip(REAL_SERVER_MACS)
+        .map(|(address, mac)| {
+            format!("[[neighbours]]\naddress = \"{address}\"\nmac = \"{mac}\"\nport = \"lan\"\n")
+        })
+        .collect();
+    let lab = NatLab::start(
+        "neigh",
+        &RvsdOptions {
+            services_toml: neighbours,
+            ..RvsdOptions::default()
+        },
+    );
+    configure(&lab, "-t", 80, "rr");
+    let (rs1, rs2, failed) = tally(&lab.http_requests("/", 4));
+    assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
+    assert_eq!((rs1, rs2), (2, 2));
+    let worker = worker_counters(&lab);
+    assert_eq!(worker["events"]["arp_request_sent"], 0, "{worker}");
+    assert_eq!(unexpected_drops(&worker), Vec::<String>::new(), "{worker}");
 }
 
 #[test]

@@ -41,7 +41,7 @@ use dpdk_bind::{
 };
 
 use crate::config::{Config, FieldError};
-use crate::protocol::{DaemonInfo, Reply, Request, Status};
+use crate::protocol::{DaemonInfo, Reply, Request, Status, WorkerStatus};
 
 /// Room in the dataplane's per-worker tables.
 pub const LIMITS: Limits = Limits {
@@ -108,6 +108,9 @@ struct Daemon {
     snapshots: Arc<SnapshotCell>,
     retired: Mutex<Retired>,
     workers: Vec<Arc<WorkerCounters>>,
+    /// The lcore of each worker, in worker order.
+    worker_lcores: Vec<u32>,
+    tsc_hz: u64,
     estimator: Mutex<Estimator>,
     info: DaemonInfo,
 }
@@ -141,6 +144,35 @@ impl Daemon {
             }
             std::thread::sleep(StdDuration::from_micros(20));
         }
+    }
+
+    fn worker_status(&self) -> Vec<WorkerStatus> {
+        use dataplane::counters::{DropReason, Event};
+        self.workers
+            .iter()
+            .zip(&self.worker_lcores)
+            .enumerate()
+            .map(|(index, (counters, &lcore))| WorkerStatus {
+                index: index as u32,
+                lcore,
+                rx_packets: counters.rx_packets.load(Ordering::Relaxed),
+                rx_bytes: counters.rx_bytes.load(Ordering::Relaxed),
+                tx_packets: counters.tx_packets.load(Ordering::Relaxed),
+                tx_bytes: counters.tx_bytes.load(Ordering::Relaxed),
+                connections: counters.connections.load(Ordering::Relaxed),
+                busy_cycles: counters.busy_cycles.load(Ordering::Relaxed),
+                tsc_hz: self.tsc_hz,
+                snapshot_generation: counters.snapshot_generation.load(Ordering::Relaxed),
+                drops: DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_owned(), counters.drops(*r)))
+                    .collect(),
+                events: Event::ALL
+                    .iter()
+                    .map(|e| (e.name().to_owned(), counters.events(*e)))
+                    .collect(),
+            })
+            .collect()
     }
 
     fn oldest_adopted(&self) -> u64 {
@@ -177,6 +209,7 @@ impl Handler for Daemon {
                 });
             }
             Request::Info => return Ok(Reply::Info(self.info.clone())),
+            Request::Workers => return Ok(Reply::Workers(self.worker_status())),
             Request::GetTimeouts => return Ok(Reply::Timeouts(control.timeouts())),
             Request::ListServices(filter) => {
                 let estimator = lock(&self.estimator);
@@ -283,7 +316,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         "rvs_pool",
         config.dataplane.mbufs,
         config.dataplane.mbuf_cache,
-        Mempool::DEFAULT_DATA_ROOM,
+        config.dataplane.mbuf_data_room,
         socket,
     )
     .map_err(|error| setup_error(format!("packet pool: {error}")))?;
@@ -387,6 +420,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         snapshots,
         retired: Mutex::new(retired),
         workers,
+        worker_lcores: lcores.iter().map(|lcore| lcore.0).collect(),
+        tsc_hz: eal.tsc_hz(),
         estimator: Mutex::new(Estimator::default()),
     });
     let control_socket =

@@ -22,7 +22,9 @@ use dataplane::conn::{Method, StateTimeouts};
 use dataplane::counters::{TrafficTotals, WorkerCounters};
 use dataplane::route::Route;
 use dataplane::sched::SchedulerKind;
-use dataplane::snapshot::{PortAddresses, RealServer, Service, Snapshot};
+use dataplane::snapshot::{
+    PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
+};
 use dataplane::time::Duration;
 use dataplane::wire::{Ipv4Cidr, MacAddr};
 
@@ -140,6 +142,7 @@ pub struct Control {
     ports: Vec<PortConfig>,
     port_macs: Vec<MacAddr>,
     routes: Vec<Route>,
+    neighbours: Vec<StaticNeighbour>,
     neighbour_timeout: u32,
     timeouts: Timeouts,
     services: Vec<ServiceEntry>,
@@ -166,10 +169,22 @@ impl Control {
             .iter()
             .filter_map(|route| dataplane_route(config, route))
             .collect();
+        let neighbours = config
+            .neighbours
+            .iter()
+            .filter_map(|n| match (n.address, n.mac_bytes()) {
+                (IpAddr::V4(address), Some(mac)) => Some(StaticNeighbour {
+                    address,
+                    mac: MacAddr(mac),
+                }),
+                _ => None,
+            })
+            .collect();
         let mut control = Control {
             ports: config.ports.clone(),
             port_macs,
             routes,
+            neighbours,
             neighbour_timeout: config.dataplane.neighbour_timeout,
             timeouts: config.timeouts,
             services: Vec::new(),
@@ -348,14 +363,19 @@ impl Control {
                 )
             })
             .collect();
-        Snapshot::new(
-            self.generation,
+        Snapshot::new(SnapshotParts {
+            generation: self.generation,
             ports,
-            self.routes.clone(),
+            routes: self.routes.clone(),
+            neighbours: self.neighbours.clone(),
             services,
-            StateTimeouts::new(self.timeouts.tcp, self.timeouts.tcp_fin, self.timeouts.udp),
-            Duration::from_secs(u64::from(self.neighbour_timeout)),
-        )
+            timeouts: StateTimeouts::new(
+                self.timeouts.tcp,
+                self.timeouts.tcp_fin,
+                self.timeouts.udp,
+            ),
+            neighbour_timeout: Duration::from_secs(u64::from(self.neighbour_timeout)),
+        })
     }
 
     pub fn generation(&self) -> u64 {
@@ -575,6 +595,14 @@ fn unsupported_in_config(config: &Config) -> Vec<FieldError> {
                     message: "IPv6 addresses are not supported yet".to_owned(),
                 });
             }
+        }
+    }
+    for (i, neighbour) in config.neighbours.iter().enumerate() {
+        if !neighbour.address.is_ipv4() {
+            problems.push(FieldError {
+                path: format!("neighbours[{i}]"),
+                message: "IPv6 neighbours are not supported yet".to_owned(),
+            });
         }
     }
     for (i, route) in config.routes.iter().enumerate() {

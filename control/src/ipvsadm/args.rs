@@ -59,6 +59,8 @@ pub enum Command {
     ListTimeouts,
     /// `-L -c`: parsed, but rvsd has no connection listing yet.
     ListConnections,
+    /// `-L --workers` (rvs): each worker's packet counts, drops and cost.
+    ListWorkers,
     /// `-Z [service]`
     Zero(Option<ServiceKey>),
     /// `--set tcp tcpfin udp`; 0 leaves that timeout unchanged.
@@ -277,17 +279,17 @@ impl Cmd {
     /// The command's row of [`Opt`] columns: `+` required, `x` illegal,
     /// `1` at most one of the `1`s, `.` optional. Blanks only group.
     fn rules(self) -> &'static str {
-        //               n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  b  tinf ttyp json
+        //               n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  b  tinf ttyp json wrk
         match self {
-            Cmd::Add | Cmd::Edit => "x x + . . . x x x x x x x x x x x x . x x x",
-            Cmd::Delete => "x x + x x x x x x x x x x x x x x x x x x x",
-            Cmd::List => ". 1 1 x x x x x x x x 1 . . . . . . x . x .",
-            Cmd::AddServer | Cmd::EditServer => "x x + x x x + . . . . x x x x x x x x x . x",
-            Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x",
-            Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x",
-            Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x",
+            Cmd::Add | Cmd::Edit => "x x + . . . x x x x x x x x x x x x . x x x x",
+            Cmd::Delete => "x x + x x x x x x x x x x x x x x x x x x x x",
+            Cmd::List => ". 1 1 x x x x x x x x 1 . . . . . . x . x . 1",
+            Cmd::AddServer | Cmd::EditServer => "x x + x x x + . . . . x x x x x x x x x . x x",
+            Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x x",
+            Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x x",
+            Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x x",
             Cmd::Flush | Cmd::Timeout | Cmd::Restore => {
-                "x x x x x x x x x x x x x x x x x x x x x x"
+                "x x x x x x x x x x x x x x x x x x x x x x x"
             }
         }
     }
@@ -327,10 +329,11 @@ enum Opt {
     TunInfo,
     TunType,
     Json,
+    Workers,
 }
 
 impl Opt {
-    const ALL: [Opt; 22] = [
+    const ALL: [Opt; 23] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -353,6 +356,7 @@ impl Opt {
         Opt::TunInfo,
         Opt::TunType,
         Opt::Json,
+        Opt::Workers,
     ];
 
     /// ipvsadm's `optnames`.
@@ -380,6 +384,7 @@ impl Opt {
             Opt::TunInfo => "tun-info",
             Opt::TunType => "tun-type",
             Opt::Json => "json",
+            Opt::Workers => "workers",
         }
     }
 }
@@ -502,6 +507,7 @@ const SPECS: &[Spec] = &[
     spec("tun-csum", None, Arg::None, Action::Unsupported(GUE)),
     spec("tun-remcsum", None, Arg::None, Action::Unsupported(GUE)),
     spec("json", None, Arg::None, Action::Flag(Opt::Json)),
+    spec("workers", None, Arg::None, Action::Flag(Opt::Workers)),
     spec("socket", None, Arg::Required, Action::Socket),
 ];
 
@@ -958,6 +964,12 @@ impl State {
             || (self.has(Opt::Timeout) && self.has(Opt::PersistentConn))
         {
             return Err(Failure::fail("options conflicts in the list command"));
+        }
+        if self.has(Opt::Workers) && (listing_counters || self.has(Opt::PersistentConn)) {
+            return Err(Failure::fail("options conflicts in the list command"));
+        }
+        if self.has(Opt::Workers) {
+            return Ok(Command::ListWorkers);
         }
         if self.has(Opt::Connection) {
             return Ok(Command::ListConnections);
@@ -1530,6 +1542,7 @@ mod tests {
         );
         assert_eq!(command("-L --timeout"), Command::ListTimeouts);
         assert_eq!(command("-Lnc"), Command::ListConnections);
+        assert_eq!(command("-L --workers"), Command::ListWorkers);
         assert_eq!(command("-L --connection"), Command::ListConnections);
         assert_eq!(command("-Z"), Command::Zero(None));
         assert_eq!(

@@ -52,6 +52,41 @@ pub fn timeouts(timeouts: &Timeouts) -> String {
     )
 }
 
+/// `rvsadm --workers` (rvs's own listing): a row per worker, then its
+/// non-zero drop and event counters.
+pub fn workers(workers: &[crate::protocol::WorkerStatus]) -> String {
+    let mut out = format!(
+        "{:<6} {:<6} {:>14} {:>14} {:>11} {:>12}\n",
+        "Worker", "Lcore", "RxPackets", "TxPackets", "Connections", "Cycles/Pkt"
+    );
+    for worker in workers {
+        let cycles = worker
+            .busy_cycles
+            .checked_div(worker.rx_packets)
+            .map_or_else(|| "-".to_owned(), |cycles| cycles.to_string());
+        out.push_str(&format!(
+            "{:<6} {:<6} {:>14} {:>14} {:>11} {:>12}\n",
+            worker.index,
+            worker.lcore,
+            worker.rx_packets,
+            worker.tx_packets,
+            worker.connections,
+            cycles
+        ));
+        for (title, counters) in [("drops", &worker.drops), ("events", &worker.events)] {
+            let nonzero: Vec<String> = counters
+                .iter()
+                .filter(|(_, value)| **value > 0)
+                .map(|(name, value)| format!("{name} {value}"))
+                .collect();
+            if !nonzero.is_empty() {
+                out.push_str(&format!("  {title}: {}\n", nonzero.join(", ")));
+            }
+        }
+    }
+    out
+}
+
 /// ipvsadm's `print_largenum`: right-aligned in 9 columns (a blank and
 /// 8 digits); from 100 million on, scaled to K, M, G or T in 8 digits and
 /// the unit, unless `exact`.

@@ -136,6 +136,7 @@ impl Command {
             })],
             Command::List(_) => vec![Request::Info, Request::ListServices(all)],
             Command::ListTimeouts => vec![Request::GetTimeouts],
+            Command::ListWorkers => vec![Request::Workers],
             Command::Zero(service) => {
                 vec![Request::ZeroCounters(ServiceFilter { service: *service })]
             }
@@ -159,7 +160,7 @@ impl Command {
     pub fn is_listing(&self) -> bool {
         matches!(
             self,
-            Command::List(_) | Command::ListTimeouts | Command::Save { .. }
+            Command::List(_) | Command::ListTimeouts | Command::ListWorkers | Command::Save { .. }
         )
     }
 }
@@ -339,6 +340,11 @@ fn render(invocation: &Invocation, replies: &[Reply], names: &Names) -> Result<S
             });
             Ok(format::listing(info, services, options, names))
         }
+        Command::ListWorkers => match replies.first() {
+            Some(Reply::Workers(workers)) if invocation.json => Ok(json(workers)),
+            Some(Reply::Workers(workers)) => Ok(format::workers(workers)),
+            _ => Err(unexpected()),
+        },
         Command::ListTimeouts => match replies.first() {
             Some(Reply::Timeouts(timeouts)) if invocation.json => Ok(json(timeouts)),
             Some(Reply::Timeouts(timeouts)) => Ok(format::timeouts(timeouts)),

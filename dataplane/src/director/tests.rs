@@ -10,10 +10,9 @@ use std::sync::atomic::Ordering;
 use proptest::prelude::*;
 
 use super::*;
-use crate::conn::StateTimeouts;
 use crate::counters::{DropReason, Event};
 use crate::sched::SchedulerKind;
-use crate::snapshot::{Service, Snapshot};
+use crate::snapshot::{Service, Snapshot, SnapshotParts};
 use crate::testing::*;
 use crate::time::Duration;
 use crate::wire::{
@@ -322,14 +321,12 @@ fn removing_a_real_server_keeps_its_connections() {
         service.real_servers,
     );
     lab.engine.adopt(
-        Arc::new(Snapshot::new(
-            2,
-            ports(),
-            Vec::new(),
-            vec![service],
-            StateTimeouts::default(),
-            Duration::from_secs(300),
-        )),
+        Arc::new(Snapshot::new(SnapshotParts {
+            generation: 2,
+            ports: ports(),
+            services: vec![service],
+            ..SnapshotParts::default()
+        })),
         lab.now,
     );
     for client_port in 50_000..50_010 {
