@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crate::conn::{
-    Conn, ConnId, ConnTable, Direction, FlowKey, HashSeed, InsertError, Method, TcpSignal,
-    tcp_transition,
+    Conn, ConnId, ConnState, ConnTable, Direction, FlowKey, HashSeed, InsertError, Method,
+    TcpSignal, tcp_transition,
 };
 use crate::counters::{DropReason, Event, WorkerCounters, bump, unbump};
 use crate::frame::Frame;
@@ -124,6 +124,7 @@ pub struct Director {
     snapshot: Arc<Snapshot>,
     conns: ConnTable<Ipv4Addr>,
     neighbours: NeighbourTable,
+    next_hops: [NextHopMemo; NEXT_HOP_MEMOS],
     schedulers: Box<[SchedulerState]>,
     counters: Arc<WorkerCounters>,
     requests: Outbox<Request, OUTBOX_CAPACITY>,
@@ -131,6 +132,53 @@ pub struct Director {
     next_sweep: Instant,
     icmp_window: Instant,
     icmp_sent: u32,
+}
+
+/// Remembered answers of the neighbour table, so the next hops a worker
+/// uses all the time (a few real servers, a router) cost a compare.
+const NEXT_HOP_MEMOS: usize = 16;
+
+/// A neighbour-table answer, valid while the table's generation is the
+/// same and until `fresh_until`.
+#[derive(Debug, Clone, Copy)]
+struct NextHopMemo {
+    address: Ipv4Addr,
+    mac: MacAddr,
+    generation: u64,
+    fresh_until: Instant,
+}
+
+const NO_MEMO: NextHopMemo = NextHopMemo {
+    address: Ipv4Addr::UNSPECIFIED,
+    mac: MacAddr::ZERO,
+    generation: u64::MAX,
+    fresh_until: Instant(0),
+};
+
+#[inline]
+fn next_hop_slot(address: Ipv4Addr) -> usize {
+    (address.to_bits().wrapping_mul(0x9E37_79B1) >> 28) as usize
+}
+
+/// Frames [`Director::process_burst`] handles at once.
+pub const BURST: usize = 32;
+
+/// What `classify` found a frame to be.
+#[derive(Debug, Clone, Copy)]
+enum Class {
+    /// TCP or UDP to be forwarded or scheduled.
+    Flow(Flow),
+    Arp,
+    /// ICMP for one of the director's addresses or a VIP.
+    Echo,
+    ToKernel,
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    transport: Transport,
+    hash: u64,
 }
 
 /// The L4 facts of a TCP or UDP packet that the director acts on.
@@ -161,6 +209,7 @@ impl Director {
                 now,
             ),
             neighbours: NeighbourTable::new(params.neighbours),
+            next_hops: [NO_MEMO; NEXT_HOP_MEMOS],
             schedulers,
             counters,
             requests: Outbox::new(),
@@ -206,6 +255,8 @@ impl Director {
         self.next_sweep = now;
         let old = std::mem::replace(&mut self.snapshot, snapshot);
         self.pin_static_neighbours(now);
+        // Routes may have changed: forget which next hops were used.
+        self.next_hops = [NO_MEMO; NEXT_HOP_MEMOS];
         old
     }
 
@@ -222,27 +273,143 @@ impl Director {
         }
     }
 
-    /// Handles one received frame (see [`Verdict`]).
-    pub fn process<F: Frame>(&mut self, now: Instant, port: u16, frame: &mut F) -> Verdict {
+    /// Handles a burst of frames received on `port`, writing a verdict for
+    /// each (at most [`BURST`] frames; the rest are left alone).
+    ///
+    /// Three passes overlap the memory latency of the packets' connection
+    /// lookups: classify every frame and hash its tuple, prefetching the
+    /// index bucket; probe the index and prefetch the connection entries;
+    /// then act on each frame. A connection found in the second pass is
+    /// checked again in the third, since an earlier frame of the burst may
+    /// have replaced it.
+    pub fn process_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+    ) {
+        let count = frames.len().min(verdicts.len()).min(BURST);
         let Some(port_mac) = self.snapshot.ports.get(usize::from(port)).map(|p| p.mac) else {
-            return self.drop(DropReason::NotOurMac);
+            for verdict in &mut verdicts[..count] {
+                *verdict = self.drop(DropReason::NotOurMac);
+            }
+            return;
         };
-        let ethernet = match EthernetFrame::new_checked(frame.as_ref()) {
-            Ok(ethernet) => ethernet,
-            Err(_) => return self.drop(DropReason::EthernetTruncated),
+        let mut classes = [Class::ToKernel; BURST];
+        for (class, frame) in classes.iter_mut().zip(&frames[..count]) {
+            *class = self.classify(port_mac, frame.as_ref());
+            if let Class::Flow(flow) = class {
+                self.conns.prefetch(flow.hash);
+            }
+        }
+        let mut found = [None; BURST];
+        for (found, class) in found.iter_mut().zip(&classes[..count]) {
+            if let Class::Flow(flow) = class {
+                *found = self.conns.lookup_hashed(&flow.transport.key, flow.hash);
+                if let Some((id, _)) = *found {
+                    self.conns.prefetch_entry(id);
+                }
+            }
+        }
+        let lookups_made_at = self.conns.modifications();
+        for i in 0..count {
+            // Until an earlier frame of the burst inserts or removes a
+            // connection, what the batched lookup found stands as is;
+            // afterwards it is checked again.
+            let found = match classes[i] {
+                Class::Flow(flow) if self.conns.modifications() != lookups_made_at => found[i]
+                    .filter(|&(id, direction)| {
+                        self.conns.get(id).key(direction) == flow.transport.key
+                    }),
+                _ => found[i],
+            };
+            verdicts[i] = self.dispatch(now, port, port_mac, &mut frames[i], classes[i], found);
+        }
+    }
+
+    /// Handles one received frame (see [`Verdict`]): a burst of one.
+    pub fn process<F: Frame>(&mut self, now: Instant, port: u16, frame: &mut F) -> Verdict {
+        let mut verdict = [Verdict::Consumed];
+        self.process_burst(now, port, std::slice::from_mut(frame), &mut verdict);
+        verdict[0]
+    }
+
+    /// Validates a frame's headers and sorts it, without side effects
+    /// (drops are counted by `dispatch`).
+    #[inline]
+    fn classify(&self, port_mac: MacAddr, bytes: &[u8]) -> Class {
+        let Ok(ethernet) = EthernetFrame::new_checked(bytes) else {
+            return Class::Drop(DropReason::EthernetTruncated);
         };
         let destination = ethernet.dst_addr();
         let unicast_to_us = destination == port_mac;
         if !unicast_to_us && !destination.is_multicast() {
-            return self.drop(DropReason::NotOurMac);
+            return Class::Drop(DropReason::NotOurMac);
         }
         match ethernet.ethertype() {
-            EtherType::ARP => self.arp(now, port, port_mac, frame.as_mut()),
-            EtherType::IPV4 if unicast_to_us => self.ipv4(now, port, port_mac, frame),
-            EtherType::IPV4 => Verdict::ToKernel,
-            EtherType::IPV6 => self.drop(DropReason::Ipv6Unsupported),
-            EtherType::VLAN | EtherType::QINQ => self.drop(DropReason::VlanUnsupported),
-            _ => Verdict::ToKernel,
+            EtherType::ARP => return Class::Arp,
+            EtherType::IPV4 if unicast_to_us => {}
+            EtherType::IPV6 => return Class::Drop(DropReason::Ipv6Unsupported),
+            EtherType::VLAN | EtherType::QINQ => return Class::Drop(DropReason::VlanUnsupported),
+            _ => return Class::ToKernel,
+        }
+        let ip = match Ipv4Packet::new_checked(ethernet.payload()) {
+            Ok(ip) => ip,
+            Err(WireError::Truncated) => return Class::Drop(DropReason::Ipv4Truncated),
+            Err(_) => return Class::Drop(DropReason::Ipv4Malformed),
+        };
+        if !ip.verify_checksum() {
+            return Class::Drop(DropReason::Ipv4BadChecksum);
+        }
+        let (source, destination, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        // Established traffic never asks whether the destination is one
+        // of the director's own addresses: that scan happens off its path.
+        match protocol {
+            IpProtocol::TCP | IpProtocol::UDP if ip.is_fragment() => {
+                if self.snapshot.is_own_address(destination) {
+                    Class::ToKernel
+                } else {
+                    Class::Drop(DropReason::Ipv4Fragment)
+                }
+            }
+            IpProtocol::TCP | IpProtocol::UDP => {
+                match parse_transport(protocol, source, destination, ip.payload()) {
+                    Ok(transport) => Class::Flow(Flow {
+                        hash: self.conns.hash(&transport.key),
+                        transport,
+                    }),
+                    Err(reason) => Class::Drop(reason),
+                }
+            }
+            IpProtocol::ICMP
+                if self.snapshot.is_own_address(destination)
+                    || self.snapshot.is_vip(IpAddr::V4(destination)) =>
+            {
+                Class::Echo
+            }
+            _ => Class::ToKernel,
+        }
+    }
+
+    /// Acts on a classified frame; `found` is the connection of a flow,
+    /// if the batched lookup found one that still stands.
+    #[inline]
+    fn dispatch<F: Frame>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        port_mac: MacAddr,
+        frame: &mut F,
+        class: Class,
+        found: Option<(ConnId, Direction)>,
+    ) -> Verdict {
+        match class {
+            Class::Flow(flow) => self.transport(now, port, frame, flow.transport, found),
+            Class::Arp => self.arp(now, port, port_mac, frame.as_mut()),
+            Class::Echo => self.icmp_echo(port, port_mac, frame.as_mut()),
+            Class::ToKernel => Verdict::ToKernel,
+            Class::Drop(reason) => self.drop(reason),
         }
     }
 
@@ -373,57 +540,20 @@ impl Director {
 
     // --- IPv4 ---
 
-    fn ipv4<F: Frame>(
-        &mut self,
-        now: Instant,
-        port: u16,
-        port_mac: MacAddr,
-        frame: &mut F,
-    ) -> Verdict {
-        let ip = match Ipv4Packet::new_checked(&frame.as_ref()[ETHERNET_HEADER..]) {
-            Ok(ip) => ip,
-            Err(WireError::Truncated) => return self.drop(DropReason::Ipv4Truncated),
-            Err(_) => return self.drop(DropReason::Ipv4Malformed),
-        };
-        if !ip.verify_checksum() {
-            return self.drop(DropReason::Ipv4BadChecksum);
-        }
-        let (source, destination, protocol) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
-        // Established traffic never asks whether the destination is one
-        // of the director's own addresses: that scan happens off its path.
-        match protocol {
-            IpProtocol::TCP | IpProtocol::UDP if ip.is_fragment() => {
-                if self.snapshot.is_own_address(destination) {
-                    Verdict::ToKernel
-                } else {
-                    self.drop(DropReason::Ipv4Fragment)
-                }
-            }
-            IpProtocol::TCP | IpProtocol::UDP => {
-                match parse_transport(protocol, source, destination, ip.payload()) {
-                    Ok(transport) => self.transport(now, port, frame, transport),
-                    Err(reason) => self.drop(reason),
-                }
-            }
-            IpProtocol::ICMP
-                if self.snapshot.is_own_address(destination)
-                    || self.snapshot.is_vip(IpAddr::V4(destination)) =>
-            {
-                self.icmp_echo(port, port_mac, frame.as_mut())
-            }
-            _ => Verdict::ToKernel,
-        }
-    }
-
+    /// A TCP or UDP packet: forward it on its connection, or start one.
+    /// `found` is its connection if a batched lookup found it; otherwise
+    /// the table is asked again (an earlier frame of the burst may have
+    /// created it).
     fn transport<F: Frame>(
         &mut self,
         now: Instant,
         port: u16,
         frame: &mut F,
         transport: Transport,
+        found: Option<(ConnId, Direction)>,
     ) -> Verdict {
         let key = transport.key;
-        if let Some((id, direction)) = self.conns.lookup(&key) {
+        if let Some((id, direction)) = found.or_else(|| self.conns.lookup(&key)) {
             let conn = self.conns.get(id);
             let reopens = direction == Direction::In
                 && transport.signal.opens_connection()
@@ -575,7 +705,6 @@ impl Director {
                 conn.client
             }
         };
-        Ipv4Packet::new_unchecked(&mut bytes[ETHERNET_HEADER..]).decrement_ttl();
         self.send_to(now, bytes, towards)
     }
 
@@ -593,7 +722,16 @@ impl Director {
             self.conns.touch(id, now);
             return;
         }
-        let state = tcp_transition(conn.state, direction, conn.method.is_input_only(), signal);
+        // Most segments are plain ACKs of established connections: no
+        // transition to look up.
+        let steady = conn.state == ConnState::TcpEstablished
+            && signal.ack
+            && !(signal.syn || signal.fin || signal.rst);
+        let state = if steady {
+            conn.state
+        } else {
+            tcp_transition(conn.state, direction, conn.method.is_input_only(), signal)
+        };
         if state == conn.state {
             self.conns.touch(id, now);
             return;
@@ -629,14 +767,30 @@ impl Director {
         };
         let mut ethernet = EthernetFrame::new_unchecked(bytes);
         ethernet.set_src_addr(port_mac);
+        let generation = self.neighbours.generation();
+        let memo = &mut self.next_hops[next_hop_slot(hop.address)];
+        if memo.address == hop.address && memo.generation == generation && now < memo.fresh_until {
+            ethernet.set_dst_addr(memo.mac);
+            return Verdict::Transmit { port: hop.port };
+        }
         match self
             .neighbours
             .resolve(now, hop.address, self.snapshot.neighbour_timeout)
         {
-            Resolution::Known { mac, probe } => {
+            Resolution::Known {
+                mac,
+                probe,
+                fresh_until,
+            } => {
                 if probe {
                     self.probe(hop.port, hop.address);
                 }
+                self.next_hops[next_hop_slot(hop.address)] = NextHopMemo {
+                    address: hop.address,
+                    mac,
+                    generation,
+                    fresh_until,
+                };
                 ethernet.set_dst_addr(mac);
                 Verdict::Transmit { port: hop.port }
             }
@@ -848,50 +1002,34 @@ fn parse_transport(
     })
 }
 
-/// NAT towards the real server: destination VIP:vport becomes RIP:rport,
-/// with incremental checksum updates. The frame was validated by `ipv4`.
+/// NAT towards the real server: destination VIP:vport becomes RIP:rport
+/// and the TTL drops by one, with incremental checksum updates. The frame
+/// was validated by `classify`.
+#[inline]
 fn rewrite_destination(bytes: &mut [u8], address: Ipv4Addr, port: u16) {
     let mut ip = Ipv4Packet::new_unchecked(&mut bytes[ETHERNET_HEADER..]);
-    let old = ip.rewrite_dst_addr(address);
-    rewrite_transport(
-        &mut ip,
-        old,
-        address,
-        |tcp| tcp.rewrite_dst_port(port),
-        |udp| udp.rewrite_dst_port(port),
-    );
-}
-
-/// NAT towards the client: source RIP:rport becomes VIP:vport.
-fn rewrite_source(bytes: &mut [u8], address: Ipv4Addr, port: u16) {
-    let mut ip = Ipv4Packet::new_unchecked(&mut bytes[ETHERNET_HEADER..]);
-    let old = ip.rewrite_src_addr(address);
-    rewrite_transport(
-        &mut ip,
-        old,
-        address,
-        |tcp| tcp.rewrite_src_port(port),
-        |udp| udp.rewrite_src_port(port),
-    );
-}
-
-fn rewrite_transport(
-    ip: &mut Ipv4Packet<&mut [u8]>,
-    old: Ipv4Addr,
-    new: Ipv4Addr,
-    tcp_port: impl FnOnce(&mut TcpPacket<&mut [u8]>) -> u16,
-    udp_port: impl FnOnce(&mut UdpPacket<&mut [u8]>) -> u16,
-) {
+    let old = ip.route_to(address);
     let protocol = ip.protocol();
     let segment = ip.payload_mut();
     if protocol == IpProtocol::TCP {
-        let mut tcp = TcpPacket::new_unchecked(segment);
-        tcp.update_checksum_for_address(&old.octets(), &new.octets());
-        tcp_port(&mut tcp);
+        TcpPacket::new_unchecked(segment).nat_destination_v4(old, address, port);
     } else {
-        let mut udp = UdpPacket::new_unchecked(segment);
-        udp.update_checksum_for_address(&old.octets(), &new.octets());
-        udp_port(&mut udp);
+        UdpPacket::new_unchecked(segment).nat_destination_v4(old, address, port);
+    }
+}
+
+/// NAT towards the client: source RIP:rport becomes VIP:vport, and the
+/// TTL drops by one.
+#[inline]
+fn rewrite_source(bytes: &mut [u8], address: Ipv4Addr, port: u16) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut bytes[ETHERNET_HEADER..]);
+    let old = ip.route_from(address);
+    let protocol = ip.protocol();
+    let segment = ip.payload_mut();
+    if protocol == IpProtocol::TCP {
+        TcpPacket::new_unchecked(segment).nat_source_v4(old, address, port);
+    } else {
+        UdpPacket::new_unchecked(segment).nat_source_v4(old, address, port);
     }
 }
 

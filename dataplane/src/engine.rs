@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::counters::{DropReason, Event, bump};
-use crate::director::{Director, Verdict};
+use crate::director::{BURST, Director, Verdict};
 use crate::frame::Frame;
 use crate::snapshot::Snapshot;
 use crate::time::{Duration, Instant};
@@ -49,6 +49,8 @@ struct Held<F> {
 #[derive(Debug)]
 pub struct Engine<F> {
     director: Director,
+    /// Frames of the burst being handled; capacity [`BURST`], kept.
+    batch: Vec<F>,
     waiting: Box<[Option<Held<F>>]>,
     waiting_len: usize,
 }
@@ -57,6 +59,7 @@ impl<F: Frame> Engine<F> {
     pub fn new(director: Director) -> Engine<F> {
         Engine {
             director,
+            batch: Vec::with_capacity(BURST),
             waiting: (0..WAITING_CAPACITY).map(|_| None).collect(),
             waiting_len: 0,
         }
@@ -72,19 +75,62 @@ impl<F: Frame> Engine<F> {
         self.director.set_snapshot(snapshot, now)
     }
 
-    /// Handles one received frame.
+    /// Handles frames received on `port`, a burst at a time (see
+    /// [`Director::process_burst`]).
     #[inline]
+    pub fn receive_burst<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        mut frames: impl Iterator<Item = F>,
+        io: &mut Io,
+    ) {
+        // The batch keeps its capacity across bursts (taking it leaves an
+        // empty Vec, which allocates nothing), so this never allocates.
+        let mut batch = std::mem::take(&mut self.batch);
+        loop {
+            batch.clear();
+            let counters = self.director.counters();
+            for frame in frames.by_ref().take(BURST) {
+                bump(&counters.rx_packets, 1);
+                bump(&counters.rx_bytes, frame.as_ref().len() as u64);
+                batch.push(frame);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut verdicts = [Verdict::Consumed; BURST];
+            self.director
+                .process_burst(now, port, &mut batch, &mut verdicts);
+            for (frame, verdict) in batch.drain(..).zip(verdicts) {
+                self.act(now, port, frame, verdict, io);
+            }
+        }
+        self.batch = batch;
+        self.side_effects(now, io);
+    }
+
+    /// Handles one received frame.
     pub fn receive<Io: PacketIo<Frame = F>>(
         &mut self,
         now: Instant,
         port: u16,
-        mut frame: F,
+        frame: F,
         io: &mut Io,
     ) {
-        let counters = self.director.counters();
-        bump(&counters.rx_packets, 1);
-        bump(&counters.rx_bytes, frame.as_ref().len() as u64);
-        match self.director.process(now, port, &mut frame) {
+        self.receive_burst(now, port, std::iter::once(frame), io);
+    }
+
+    #[inline]
+    fn act<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        frame: F,
+        verdict: Verdict,
+        io: &mut Io,
+    ) {
+        match verdict {
             Verdict::Transmit { port } => io.transmit(port, frame),
             Verdict::AwaitNeighbour { port, next_hop } => self.hold(now, port, next_hop, frame, io),
             Verdict::ToKernel => {
@@ -93,7 +139,6 @@ impl<F: Frame> Engine<F> {
             }
             Verdict::Consumed | Verdict::Drop(_) => io.release(frame),
         }
-        self.side_effects(now, io);
     }
 
     /// Periodic work between bursts.

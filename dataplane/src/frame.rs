@@ -56,6 +56,19 @@ impl VecFrame {
     pub fn to_vec(&self) -> Vec<u8> {
         self.as_ref().to_vec()
     }
+
+    /// Makes the frame hold `bytes` again, with the default headroom, as
+    /// a fresh mbuf would; allocates only if `bytes` is larger than the
+    /// room the frame has.
+    pub fn reset(&mut self, bytes: &[u8]) {
+        let end = Self::HEADROOM + bytes.len();
+        if self.storage.len() < end {
+            self.storage.resize(end, 0);
+        }
+        self.storage[Self::HEADROOM..end].copy_from_slice(bytes);
+        self.start = Self::HEADROOM;
+        self.end = end;
+    }
 }
 
 impl AsRef<[u8]> for VecFrame {
@@ -122,5 +135,8 @@ mod tests {
         assert!(frame.append(1));
         assert!(!frame.append(VecFrame::DATA_ROOM));
         assert_eq!(frame.len(), 3);
+        frame.reset(&[9, 8]);
+        assert_eq!(frame.as_ref(), &[9, 8]);
+        assert!(frame.prepend(VecFrame::HEADROOM));
     }
 }

@@ -28,8 +28,14 @@ const INCOMPLETE_LIFETIME: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     /// Use this MAC; `probe` asks for a refresh probe to be sent (the entry
-    /// is in the second half of its lifetime).
-    Known { mac: MacAddr, probe: bool },
+    /// is in the second half of its lifetime). Until `fresh_until` (and
+    /// while the table's generation stays the same) the answer cannot
+    /// change, so callers may remember it.
+    Known {
+        mac: MacAddr,
+        probe: bool,
+        fresh_until: Instant,
+    },
     /// Not resolved; `probe` asks for an ARP request to be sent now.
     Unknown { probe: bool },
     /// Unresolved and the table is full: nothing can be remembered.
@@ -57,6 +63,8 @@ const EMPTY: Entry = Entry {
 #[derive(Debug)]
 pub struct NeighbourTable {
     entries: Box<[Entry]>,
+    /// Changes whenever a MAC is learnt, changed or forgotten.
+    generation: u64,
     scratch: Box<[Entry]>,
     len: usize,
     capacity: usize,
@@ -70,6 +78,7 @@ impl NeighbourTable {
         let slots = (capacity * 2).next_power_of_two();
         NeighbourTable {
             entries: vec![EMPTY; slots].into_boxed_slice(),
+            generation: 0,
             scratch: vec![EMPTY; slots].into_boxed_slice(),
             len: 0,
             capacity,
@@ -79,6 +88,13 @@ impl NeighbourTable {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// A number that changes whenever an answer of [`resolve`](Self::resolve)
+    /// may have changed other than by time passing.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,7 +110,11 @@ impl NeighbourTable {
         };
         let entry = &mut self.entries[slot];
         if let (true, Some(mac)) = (entry.pinned, entry.mac) {
-            return Resolution::Known { mac, probe: false };
+            return Resolution::Known {
+                mac,
+                probe: false,
+                fresh_until: Instant(u64::MAX),
+            };
         }
         let probe_due = entry
             .probed
@@ -106,7 +126,11 @@ impl NeighbourTable {
                 if probe {
                     entry.probed = Some(now);
                 }
-                Resolution::Known { mac, probe }
+                Resolution::Known {
+                    mac,
+                    probe,
+                    fresh_until: entry.confirmed + Duration(timeout.0 / 2),
+                }
             }
             _ => {
                 entry.mac = None;
@@ -150,6 +174,7 @@ impl NeighbourTable {
         entry.mac = Some(mac);
         entry.confirmed = now;
         entry.probed = None;
+        self.generation += 1;
         was_unresolved
     }
 
@@ -169,6 +194,7 @@ impl NeighbourTable {
         };
         let removed = self.entries.iter().filter(|e| stale(e)).count();
         if removed > 0 {
+            self.generation += 1;
             self.scratch.copy_from_slice(&self.entries);
             self.entries.fill(EMPTY);
             self.len = 0;
@@ -194,6 +220,7 @@ impl NeighbourTable {
         now: Instant,
         neighbours: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>,
     ) -> bool {
+        self.generation += 1;
         for entry in self.entries.iter_mut().filter(|e| e.pinned) {
             entry.pinned = false;
             entry.confirmed = now;
@@ -293,7 +320,8 @@ mod tests {
             table.resolve(at(3), rs, TIMEOUT),
             Resolution::Known {
                 mac: MAC,
-                probe: false
+                probe: false,
+                fresh_until: at(152)
             }
         );
     }
@@ -307,21 +335,24 @@ mod tests {
             table.resolve(at(100), rs, TIMEOUT),
             Resolution::Known {
                 mac: MAC,
-                probe: false
+                probe: false,
+                fresh_until: at(150)
             }
         );
         assert_eq!(
             table.resolve(at(200), rs, TIMEOUT),
             Resolution::Known {
                 mac: MAC,
-                probe: true
+                probe: true,
+                fresh_until: at(150)
             }
         );
         assert_eq!(
             table.resolve(at(200), rs, TIMEOUT),
             Resolution::Known {
                 mac: MAC,
-                probe: false
+                probe: false,
+                fresh_until: at(150)
             }
         );
         assert_eq!(
@@ -355,7 +386,8 @@ mod tests {
             table.resolve(at(5000), rs, TIMEOUT),
             Resolution::Known {
                 mac: MAC,
-                probe: false
+                probe: false,
+                fresh_until: Instant(u64::MAX)
             }
         );
         assert!(

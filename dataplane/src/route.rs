@@ -29,6 +29,9 @@ pub struct NextHop {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// `routes` as (network, mask) pairs, so a lookup is an AND and a
+    /// compare per route.
+    compiled: Vec<(u32, u32)>,
 }
 
 impl RouteTable {
@@ -47,18 +50,28 @@ impl RouteTable {
         // Longest prefix first; the stable sort keeps connected routes ahead
         // of static ones of the same length.
         routes.sort_by_key(|route| std::cmp::Reverse(route.destination.prefix_len()));
-        RouteTable { routes }
+        let compiled = routes
+            .iter()
+            .map(|route| {
+                let mask = route.destination.netmask().to_bits();
+                (route.destination.address().to_bits() & mask, mask)
+            })
+            .collect();
+        RouteTable { routes, compiled }
     }
 
     #[inline]
     pub fn lookup(&self, destination: Ipv4Addr) -> Option<NextHop> {
-        self.routes
+        let bits = destination.to_bits();
+        let index = self
+            .compiled
             .iter()
-            .find(|route| route.destination.contains(destination))
-            .map(|route| NextHop {
-                port: route.port,
-                address: route.gateway.unwrap_or(destination),
-            })
+            .position(|&(network, mask)| bits & mask == network)?;
+        let route = &self.routes[index];
+        Some(NextHop {
+            port: route.port,
+            address: route.gateway.unwrap_or(destination),
+        })
     }
 
     pub fn routes(&self) -> &[Route] {

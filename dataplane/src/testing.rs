@@ -220,3 +220,208 @@ impl Lab {
         )
     }
 }
+
+/// Replays established NAT flows through an engine as fast as it takes
+/// them: the setup shared by the hot-path benchmarks and the profiling
+/// example. Clients live in 10.0.0.0/8 behind a router on the WAN side,
+/// two NAT real servers sit on the LAN, and every next hop is a static
+/// neighbour, so no ARP is involved. Frames are refilled from templates
+/// before each burst (as a NIC's DMA fills mbufs) and collected by a sink
+/// that keeps them for reuse: nothing is allocated per burst.
+pub mod replay {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+    use std::sync::Arc;
+
+    use crate::conn::{HashSeed, Method};
+    use crate::counters::WorkerCounters;
+    use crate::director::{BURST, Director, DirectorParams};
+    use crate::engine::{Engine, PacketIo};
+    use crate::frame::VecFrame;
+    use crate::route::Route;
+    use crate::sched::SchedulerKind;
+    use crate::snapshot::{
+        PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
+    };
+    use crate::time::Instant;
+    use crate::wire::{Ipv4Cidr, MacAddr, TcpFlags, builder};
+
+    pub const WAN: u16 = 0;
+    const WAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const LAN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const ROUTER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0xfe, 0xfe]);
+    const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const SEED: HashSeed = HashSeed([0x0123_4567, 0x89ab_cdef]);
+
+    /// Collects what the engine sends, for reuse as the next burst's frames.
+    #[derive(Debug)]
+    pub struct Sink {
+        frames: Vec<VecFrame>,
+    }
+
+    impl PacketIo for Sink {
+        type Frame = VecFrame;
+
+        fn alloc(&mut self) -> Option<VecFrame> {
+            Some(self.frames.pop().unwrap_or_else(|| VecFrame::new(&[])))
+        }
+
+        fn transmit(&mut self, _port: u16, frame: VecFrame) {
+            self.frames.push(frame);
+        }
+
+        fn to_kernel(&mut self, _port: u16, frame: VecFrame) {
+            self.frames.push(frame);
+        }
+
+        fn release(&mut self, frame: VecFrame) {
+            self.frames.push(frame);
+        }
+    }
+
+    fn cidr(address: [u8; 4], prefix_len: u8) -> Ipv4Cidr {
+        Ipv4Cidr::new(Ipv4Addr::from(address), prefix_len).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A NAT service on VIP:80 to `real_servers` servers on port 8080.
+    pub fn snapshot(real_servers: usize) -> Snapshot {
+        let rips: Vec<Ipv4Addr> = (0..real_servers)
+            .map(|i| Ipv4Addr::new(198, 18, 1, 11 + i as u8))
+            .collect();
+        let mut neighbours = vec![StaticNeighbour {
+            address: ROUTER,
+            mac: ROUTER_MAC,
+        }];
+        neighbours.extend(
+            rips.iter()
+                .enumerate()
+                .map(|(i, &address)| StaticNeighbour {
+                    address,
+                    mac: MacAddr([2, 0, 0, 0, 1, i as u8]),
+                }),
+        );
+        let real_servers = rips
+            .iter()
+            .enumerate()
+            .map(|(i, &rip)| RealServer {
+                slot: i as u32,
+                address: IpAddr::V4(rip),
+                port: 8080,
+                weight: 1,
+                method: Method::Nat,
+            })
+            .collect();
+        Snapshot::new(SnapshotParts {
+            generation: 1,
+            ports: vec![
+                PortAddresses {
+                    mac: WAN_MAC,
+                    ipv4: vec![cidr([198, 18, 0, 1], 24)],
+                },
+                PortAddresses {
+                    mac: LAN_MAC,
+                    ipv4: vec![cidr([198, 18, 1, 1], 24)],
+                },
+            ],
+            routes: vec![Route {
+                destination: cidr([0, 0, 0, 0], 0),
+                gateway: Some(ROUTER),
+                port: WAN,
+            }],
+            neighbours,
+            services: vec![Service::new(
+                0,
+                6,
+                IpAddr::V4(VIP),
+                80,
+                SchedulerKind::RoundRobin,
+                real_servers,
+            )],
+            ..SnapshotParts::default()
+        })
+    }
+
+    /// Flow `i`'s client: 10.a.b.c:port, 50 000 ports per address.
+    pub fn client(i: usize) -> SocketAddrV4 {
+        let address = 0x0a00_0000 + (i / 50_000) as u32;
+        SocketAddrV4::new(Ipv4Addr::from(address), 10_000 + (i % 50_000) as u16)
+    }
+
+    /// A segment of flow `i` from its client to the VIP.
+    pub fn segment(i: usize, flags: TcpFlags) -> Vec<u8> {
+        builder::tcp_v4_frame(
+            ROUTER_MAC,
+            WAN_MAC,
+            client(i),
+            SocketAddrV4::new(VIP, 80),
+            flags,
+            1,
+            1,
+            &[0; 6],
+        )
+    }
+
+    /// An engine and the frames it is fed.
+    #[derive(Debug)]
+    pub struct Replay {
+        pub engine: Engine<VecFrame>,
+        sink: Sink,
+        templates: Vec<Vec<u8>>,
+        next: usize,
+    }
+
+    impl Replay {
+        /// An engine whose table holds `capacity` connections, replaying
+        /// `templates` in order.
+        pub fn new(capacity: u32, templates: Vec<Vec<u8>>) -> Replay {
+            let counters = Arc::new(WorkerCounters::new(16, 64));
+            let director = Director::new(
+                DirectorParams {
+                    connections: capacity,
+                    neighbours: 1024,
+                    hash_seed: SEED,
+                },
+                Arc::new(snapshot(2)),
+                counters,
+                Instant(1),
+            );
+            Replay {
+                engine: Engine::new(director),
+                sink: Sink {
+                    frames: (0..4 * BURST).map(|_| VecFrame::new(&[0; 64])).collect(),
+                },
+                templates,
+                next: 0,
+            }
+        }
+
+        /// `flows` established connections (a SYN each, replayed first),
+        /// then their ACK segments.
+        pub fn established(flows: usize, capacity: u32) -> Replay {
+            let mut replay = Replay::new(
+                capacity,
+                (0..flows).map(|i| segment(i, TcpFlags::SYN)).collect(),
+            );
+            for _ in 0..flows.div_ceil(BURST) {
+                replay.burst(Instant(2));
+            }
+            replay.templates = (0..flows).map(|i| segment(i, TcpFlags::ACK)).collect();
+            replay.next = 0;
+            replay
+        }
+
+        /// Feeds the next [`BURST`] templates (wrapping) as one burst.
+        #[inline]
+        pub fn burst(&mut self, now: Instant) {
+            let mut frames: [Option<VecFrame>; BURST] = std::array::from_fn(|_| None);
+            for slot in &mut frames {
+                let mut frame = self.sink.frames.pop().unwrap_or_else(|| VecFrame::new(&[]));
+                frame.reset(&self.templates[self.next]);
+                self.next = (self.next + 1) % self.templates.len();
+                *slot = Some(frame);
+            }
+            self.engine
+                .receive_burst(now, WAN, frames.into_iter().flatten(), &mut self.sink);
+        }
+    }
+}

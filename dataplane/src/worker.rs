@@ -184,17 +184,21 @@ impl Worker {
                     continue;
                 }
                 received += count;
-                let mut packets = burst.drain();
-                packets.prefetch(0);
-                while let Some(mbuf) = packets.next() {
-                    packets.prefetch(0);
+                for i in 0..count {
+                    burst.prefetch(i);
+                }
+                let packets = burst.drain().filter_map(|mbuf| {
                     if mbuf.segments() > 1 {
                         counters.count_drop(DropReason::MultiSegment);
-                        io.release(mbuf);
-                        continue;
+                        // Dropping an mbuf frees it: rare, so one FFI call
+                        // here is fine.
+                        None
+                    } else {
+                        Some(mbuf)
                     }
-                    self.engine.receive(now, port as u16, mbuf, &mut io);
-                }
+                });
+                self.engine
+                    .receive_burst(now, port as u16, packets, &mut io);
             }
             io.flush_all();
             if received > 0 {

@@ -282,6 +282,26 @@ impl<const N: usize> TxBuffer<N> {
         }
     }
 
+    /// Sends what the NIC takes with one `rte_eth_tx_burst` call and keeps
+    /// the others, in order, for the next call: unlike
+    /// [`flush`](TxBuffer::flush), nothing is freed, so a load generator
+    /// under backpressure neither drops nor rebuilds frames. Returns how
+    /// many were sent.
+    #[inline]
+    pub fn send_keeping_rest(&mut self, queue: &mut TxQueue) -> usize {
+        let len = self.mbufs.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: mbufs[..len] are owned (OwnedMbufs invariant); tx_burst
+        // takes ownership of the first `sent` of them, which are forgotten
+        // right after, and leaves the rest owned by the buffer. The queue
+        // is used by this thread only (`&mut TxQueue`).
+        let sent = unsafe { queue.tx_burst(&mut self.mbufs.mbufs[..len]) }.min(len);
+        self.mbufs.forget_front(sent);
+        sent
+    }
+
     /// Frees every buffered mbuf (in bulk) and returns how many there were.
     #[inline]
     pub fn clear(&mut self) -> usize {

@@ -90,6 +90,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod batch;
+mod cache;
 mod eal;
 mod error;
 mod lcore;
@@ -100,6 +101,7 @@ mod ring;
 mod sys;
 
 pub use batch::{Burst, Drain, FreeBatch, TxBuffer, TxOutcome};
+pub use cache::prefetch;
 pub use eal::{Eal, LcoreId, SocketId, WorkerLcores, current_lcore, tsc};
 pub use error::{EalError, Errno, LaunchError, MempoolError, PortError, RingError};
 pub use lcore::LcoreHandle;

@@ -205,6 +205,37 @@ pub(super) fn rewrite_pseudo_address(
     );
 }
 
+/// Replaces a 16-bit port field and accounts for a 32-bit pseudo-header
+/// address changing from `old_address` to `new_address`, with a single
+/// checksum patch: IPv4 NAT's whole transport rewrite.
+#[inline]
+pub(super) fn rewrite_port_and_address_v4(
+    segment: &mut [u8],
+    port_field: Field,
+    checksum: Field,
+    zero: Zero,
+    port: u16,
+    old_address: u32,
+    new_address: u32,
+) {
+    let old_port = read_u16(segment, port_field.clone());
+    write_u16(segment, port_field, port);
+    let stored = read_u16(segment, checksum.clone());
+    write_u16(
+        segment,
+        checksum,
+        zero.patch(stored, |sum| {
+            !fold(
+                u64::from(!sum)
+                    + u64::from(!old_port)
+                    + u64::from(port)
+                    + u64::from(!old_address)
+                    + u64::from(new_address),
+            )
+        }),
+    );
+}
+
 /// Declares the NAT rewrites of a TCP or UDP view, whose `mod field`
 /// names `SRC_PORT`, `DST_PORT` and `CHECKSUM`, under the zero rule
 /// `$zero` (UDP keeps a zero checksum zero).
@@ -233,6 +264,50 @@ macro_rules! transport_rewrites {
             pub fn update_checksum_for_address(&mut self, old: &[u8], new: &[u8]) {
                 let segment = self.buffer.as_mut();
                 checksum::rewrite_pseudo_address(segment, field::CHECKSUM, $zero, old, new);
+            }
+
+            /// IPv4 destination NAT in one checksum patch: the destination
+            /// port becomes `port` and the pseudo-header's destination
+            /// address changed from `old` to `new`.
+            #[inline]
+            pub fn nat_destination_v4(
+                &mut self,
+                old: core::net::Ipv4Addr,
+                new: core::net::Ipv4Addr,
+                port: u16,
+            ) {
+                let segment = self.buffer.as_mut();
+                checksum::rewrite_port_and_address_v4(
+                    segment,
+                    field::DST_PORT,
+                    field::CHECKSUM,
+                    $zero,
+                    port,
+                    old.to_bits(),
+                    new.to_bits(),
+                );
+            }
+
+            /// IPv4 source NAT in one checksum patch: the source port
+            /// becomes `port` and the pseudo-header's source address changed
+            /// from `old` to `new`.
+            #[inline]
+            pub fn nat_source_v4(
+                &mut self,
+                old: core::net::Ipv4Addr,
+                new: core::net::Ipv4Addr,
+                port: u16,
+            ) {
+                let segment = self.buffer.as_mut();
+                checksum::rewrite_port_and_address_v4(
+                    segment,
+                    field::SRC_PORT,
+                    field::CHECKSUM,
+                    $zero,
+                    port,
+                    old.to_bits(),
+                    new.to_bits(),
+                );
             }
         }
     };

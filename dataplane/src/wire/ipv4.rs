@@ -233,6 +233,42 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         old
     }
 
+    /// Forwards the packet to a new destination as a NAT router does:
+    /// replaces the destination address and decrements the TTL (never
+    /// below zero) with a single checksum patch; returns the old address.
+    #[inline]
+    pub fn route_to(&mut self, addr: Ipv4Addr) -> Ipv4Addr {
+        let old = self.dst_addr();
+        self.set_dst_addr(addr);
+        self.patch_ttl_and(old.to_bits(), addr.to_bits());
+        old
+    }
+
+    /// [`route_to`](Self::route_to) for the source address (the reply
+    /// direction of NAT).
+    #[inline]
+    pub fn route_from(&mut self, addr: Ipv4Addr) -> Ipv4Addr {
+        let old = self.src_addr();
+        self.set_src_addr(addr);
+        self.patch_ttl_and(old.to_bits(), addr.to_bits());
+        old
+    }
+
+    /// Decrements the TTL and patches the checksum for it and for a 32-bit
+    /// field that changed from `old` to `new`, in one fold.
+    #[inline]
+    fn patch_ttl_and(&mut self, old: u32, new: u32) {
+        let old_ttl = read_u16(self.buffer.as_ref(), field::TTL_PROTOCOL);
+        self.set_ttl(self.ttl().saturating_sub(1));
+        let new_ttl = read_u16(self.buffer.as_ref(), field::TTL_PROTOCOL);
+        let sum = checksum::update_u32(
+            checksum::update_u16(self.checksum(), old_ttl, new_ttl),
+            old,
+            new,
+        );
+        self.set_checksum(sum);
+    }
+
     /// Decrements the TTL, never below zero, and patches the header
     /// checksum; returns the new TTL. Forwarding drops a packet that
     /// arrives with a TTL of 0 or 1.
