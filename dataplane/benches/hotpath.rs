@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use dataplane::conn::{Conn, ConnTable, HashSeed, Method, StateTimeouts};
 use dataplane::counters::DropReason;
 use dataplane::director::BURST;
-use dataplane::sched::{SchedulerKind, SchedulerState};
+use dataplane::sched::{Connections, Load, PickInput, SchedulerKind, SchedulerState};
 use dataplane::snapshot::{RealServer, Service};
 use dataplane::testing::replay::{Replay, VIP, segment};
 use dataplane::time::{Duration, Instant};
@@ -62,6 +62,15 @@ fn new_connections(c: &mut Criterion) {
     group.finish();
 }
 
+/// Real servers without connections.
+struct Idle;
+
+impl Load for Idle {
+    fn connections(&self, _slot: u32) -> Connections {
+        Connections::default()
+    }
+}
+
 fn scheduler_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("scheduler_pick");
     let real_servers = |weights: &[u32]| {
@@ -85,7 +94,15 @@ fn scheduler_pick(c: &mut Criterion) {
         let service = Service::new(0, 6, IpAddr::V4(VIP), 80, kind, real_servers(&weights));
         let mut state = SchedulerState::default();
         group.bench_function(format!("{name}/10 servers"), |b| {
-            b.iter(|| black_box(state.pick(&service)))
+            let input = PickInput {
+                client: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
+                client_port: 40000,
+                destination: IpAddr::V4(VIP),
+                destination_port: 80,
+                now: Instant(0),
+                load: &Idle,
+            };
+            b.iter(|| black_box(state.pick(&service, &input)))
         });
     }
     group.finish();

@@ -287,6 +287,19 @@ impl WorkerCounters {
     }
 }
 
+/// A worker's own counts are the load its schedulers see (with one worker,
+/// exactly IPVS's counts).
+impl crate::sched::Load for WorkerCounters {
+    #[inline]
+    fn connections(&self, slot: u32) -> crate::sched::Connections {
+        let counters = self.real_server(slot);
+        crate::sched::Connections {
+            active: counters.active.load(Ordering::Relaxed),
+            inactive: counters.inactive.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

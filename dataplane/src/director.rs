@@ -22,7 +22,7 @@ use crate::conn::{
 use crate::counters::{DropReason, Event, WorkerCounters, bump, unbump};
 use crate::frame::Frame;
 use crate::neighbour::{NeighbourTable, Resolution};
-use crate::sched::SchedulerState;
+use crate::sched::{PickInput, SchedulerState};
 use crate::snapshot::Snapshot;
 use crate::time::{Duration, Instant};
 use crate::wire::{
@@ -601,9 +601,17 @@ impl Director {
             else {
                 return Verdict::ToKernel;
             };
+            let input = PickInput {
+                client: IpAddr::V4(key.src),
+                client_port: key.src_port,
+                destination: IpAddr::V4(key.dst),
+                destination_port: key.dst_port,
+                now,
+                load: &*self.counters,
+            };
             let state = self.schedulers.get_mut(usize::from(service.slot));
             state
-                .and_then(|state| state.pick(service))
+                .and_then(|state| state.pick(service, &input))
                 .map(|i| (service.slot, service.real_servers[i].clone()))
         };
         let Some((service_slot, real_server)) = picked else {

@@ -11,7 +11,48 @@
 //! With several workers each keeps its own position, so round-robin is
 //! exact per worker and fair overall.
 
+use std::net::IpAddr;
+
 use crate::snapshot::{RealServer, Service};
+use crate::time::Instant;
+
+/// Open connections of a real server, as IPVS counts them: ESTABLISHED TCP
+/// is active, everything else (handshakes, closing, UDP) inactive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connections {
+    pub active: u64,
+    pub inactive: u64,
+}
+
+/// Where schedulers read the load of real servers, by slot.
+pub trait Load {
+    fn connections(&self, slot: u32) -> Connections;
+}
+
+/// What a scheduler may look at to place a new connection.
+#[derive(Clone, Copy)]
+pub struct PickInput<'a> {
+    /// The client (CIP:cport).
+    pub client: IpAddr,
+    pub client_port: u16,
+    /// The packet's destination (VIP:vport).
+    pub destination: IpAddr,
+    pub destination_port: u16,
+    pub now: Instant,
+    pub load: &'a dyn Load,
+}
+
+impl std::fmt::Debug for PickInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PickInput")
+            .field("client", &self.client)
+            .field("client_port", &self.client_port)
+            .field("destination", &self.destination)
+            .field("destination_port", &self.destination_port)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The algorithm of a service and what it precomputes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +136,7 @@ pub struct SchedulerState {
 impl SchedulerState {
     /// Picks a real server for a new connection: an index into
     /// `service.real_servers`, or `None` when none is available.
-    pub fn pick(&mut self, service: &Service) -> Option<usize> {
+    pub fn pick(&mut self, service: &Service, _input: &PickInput<'_>) -> Option<usize> {
         if self.fingerprint != service.schedule_fingerprint || self.kind.is_none() {
             self.adapt(service);
         }
@@ -223,8 +264,27 @@ mod tests {
         )
     }
 
+    struct NoLoad;
+
+    impl Load for NoLoad {
+        fn connections(&self, _slot: u32) -> Connections {
+            Connections::default()
+        }
+    }
+
+    fn input() -> PickInput<'static> {
+        PickInput {
+            client: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
+            client_port: 40000,
+            destination: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)),
+            destination_port: 80,
+            now: Instant(0),
+            load: &NoLoad,
+        }
+    }
+
     fn picks(state: &mut SchedulerState, service: &Service, n: usize) -> Vec<Option<usize>> {
-        (0..n).map(|_| state.pick(service)).collect()
+        (0..n).map(|_| state.pick(service, &input())).collect()
     }
 
     fn shares(state: &mut SchedulerState, service: &Service, n: usize) -> Vec<usize> {
@@ -246,8 +306,11 @@ mod tests {
         let quiesced = service(SchedulerKind::RoundRobin, &[1, 0, 1]);
         assert_eq!(picks(&mut state, &quiesced, 3), [Some(2), Some(0), Some(2)]);
         let none = service(SchedulerKind::RoundRobin, &[0, 0]);
-        assert_eq!(state.pick(&none), None);
-        assert_eq!(state.pick(&service(SchedulerKind::RoundRobin, &[])), None);
+        assert_eq!(state.pick(&none, &input()), None);
+        assert_eq!(
+            state.pick(&service(SchedulerKind::RoundRobin, &[]), &input()),
+            None
+        );
     }
 
     #[test]
@@ -310,7 +373,7 @@ mod tests {
     fn all_quiesced_means_no_pick() {
         let mut state = SchedulerState::default();
         let svc = service(SchedulerKind::WeightedRoundRobin, &[0, 0]);
-        assert_eq!(state.pick(&svc), None);
+        assert_eq!(state.pick(&svc, &input()), None);
     }
 
     #[test]
