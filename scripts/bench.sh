@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
-# Prints rvs's benchmark figures, as root on Debian 12: rvsd in the
-# end-to-end lab (NAT through DPDK net_af_packet ports on veths, real wrk,
-# curl and nginx) against the Linux kernel doing the same NAT (nftables) on
-# the same lab, in the same run. Installs what it needs.
+# Prints rvs's benchmark table, as root on Debian 12: rvsd against
+# dpdk-testpmd on the same ports and cores (cross-process over memif, and a
+# single forwarding core on an in-memory replay), new connections per
+# second, and the kernel's nftables DNAT on veths, interleaved in the same
+# run. Writes the raw figures (JSON) and a chart (SVG) under target/bench/.
+#
+#   scripts/bench.sh            full run: 3 pairs of 10 s per case
+#   scripts/bench.sh --quick    1 pair of 2 s per case, under 2 minutes
+#   scripts/bench.sh --smoke    about a second per run, checks only that
+#                               every run carried traffic
+#   scripts/bench.sh --lab      the end-to-end lab benchmark (curl, wrk,
+#                               nginx through rvsd and the kernel)
+# Other options go to rvs-bench (--pairs N, --duration S, --filter TEXT,
+# --out DIR; see target/release/rvs-bench --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo build --release --workspace --bins
-RVS_BIN_DIR="$PWD/target/release" exec target/release/rvs-lab-bench
+
+if [[ ${1:-} == --lab ]]; then
+    RVS_BIN_DIR="$PWD/target/release" exec target/release/rvs-lab-bench
+fi
+
+# The generator (256 MiB) and a forwarder replaying a million frames
+# (about 1 GiB) run at the same time.
+scripts/setup-hugepages.sh 1536
+exec target/release/rvs-bench "$@"
