@@ -50,6 +50,9 @@ pub struct Config {
     /// `[[neighbours]]`: static ARP entries, used without resolution.
     #[serde(default)]
     pub neighbours: Vec<NeighbourConfig>,
+    /// `[fullnat]`: local addresses of FULLNAT services.
+    #[serde(default)]
+    pub fullnat: FullnatConfig,
     /// `[[services]]`: virtual services and their real servers.
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
@@ -75,8 +78,10 @@ pub struct DataplaneConfig {
     pub rx_descriptors: u16,
     /// Transmit ring size of every queue.
     pub tx_descriptors: u16,
-    /// Connection table entries of each worker.
+    /// Connection table entries of each worker, IPv4.
     pub connections_per_worker: u32,
+    /// Connection table entries of each worker, IPv6.
+    pub ipv6_connections_per_worker: u32,
     /// 0: poll without pause (production). Otherwise a worker sleeps this
     /// many microseconds after `idle_polls` empty polls in a row, which
     /// leaves CPU to others on small shared machines and in tests.
@@ -99,6 +104,7 @@ impl Default for DataplaneConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             connections_per_worker: 1 << 20,
+            ipv6_connections_per_worker: 1 << 18,
             idle_sleep_us: 0,
             idle_polls: 10_000,
             neighbour_timeout: 300,
@@ -166,6 +172,34 @@ pub struct RouteConfig {
     pub port: Option<String>,
 }
 
+/// FULLNAT's settings shared by every service.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullnatConfig {
+    /// Local addresses (LIPs), IPv4 and IPv6: the source towards real
+    /// servers of services that give none of their own. Each must lie in
+    /// a subnet of a port; rvsd answers ARP/ND for them.
+    #[serde(default)]
+    pub local_addresses: Vec<IpAddr>,
+}
+
+impl Config {
+    /// The local addresses of `service`'s family that FULLNAT uses for it.
+    pub fn local_addresses_for(&self, service: &ServiceSpec) -> Vec<IpAddr> {
+        let own = &service.local_addresses;
+        let chosen = if own.is_empty() {
+            &self.fullnat.local_addresses
+        } else {
+            own
+        };
+        chosen
+            .iter()
+            .copied()
+            .filter(|address| address.is_ipv4() == service.address.is_ipv4())
+            .collect()
+    }
+}
+
 /// A static neighbour: `address` is at `mac` on `port`, without ARP.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +242,9 @@ pub struct ServiceConfig {
     pub scheduler_flags: Vec<String>,
     /// `{ timeout = 300, netmask = 32 }`, as `-p 300 -M 255.255.255.255`.
     pub persistence: Option<Persistence>,
+    /// FULLNAT local addresses for this service; default: `[fullnat]`'s.
+    #[serde(default)]
+    pub local_addresses: Vec<IpAddr>,
     #[serde(default)]
     pub real_servers: Vec<RealServerSpec>,
 }
@@ -221,6 +258,7 @@ impl ServiceConfig {
             scheduler: self.scheduler,
             scheduler_flags: self.scheduler_flags.clone(),
             persistence: self.persistence,
+            local_addresses: self.local_addresses.clone(),
         }
     }
 
@@ -338,6 +376,11 @@ impl Config {
         self.check_ports(&mut problems);
         self.check_routes(&mut problems);
         self.check_neighbours(&mut problems);
+        for (i, &address) in self.fullnat.local_addresses.iter().enumerate() {
+            if let Some(problem) = local_address_problem(address, &self.ports) {
+                problems.add(format_args!("fullnat.local_addresses[{i}]"), problem);
+            }
+        }
         self.check_services(&mut problems);
         if problems.0.is_empty() {
             Ok(())
@@ -620,6 +663,21 @@ pub fn service_problems(spec: &ServiceSpec, ports: &[PortConfig]) -> Vec<FieldEr
             }
         }
     }
+    for (i, &address) in spec.local_addresses.iter().enumerate() {
+        let path = format!("local_addresses[{i}]");
+        if address.is_ipv4() != vip.is_ipv4() {
+            problems.add(
+                &path,
+                format_args!(
+                    "{address} is {} but the VIP is {}",
+                    family(address),
+                    family(vip.ip())
+                ),
+            );
+        } else if let Some(problem) = local_address_problem(address, ports) {
+            problems.add(&path, problem);
+        }
+    }
     if let Some(persistence) = &spec.persistence {
         let host_prefix = if vip.is_ipv4() { 32 } else { 128 };
         problems.range(
@@ -717,11 +775,28 @@ fn is_connected(ports: &[PortConfig], address: IpAddr) -> bool {
         .any(|net| net.contains(&address))
 }
 
+/// What is wrong with a FULLNAT local address, if anything: it must be on
+/// a port's subnet (the director answers ARP/ND for it there) and must not
+/// be a port's own address (the host's connections use those).
+fn local_address_problem(address: IpAddr, ports: &[PortConfig]) -> Option<String> {
+    if let Some(owner) = port_owning(ports, address) {
+        return Some(format!(
+            "{address} is an address of port \"{}\"; give FULLNAT an address of its own on that subnet",
+            owner.name
+        ));
+    }
+    let connected = ports
+        .iter()
+        .flat_map(|port| &port.addresses)
+        .any(|net| net.contains(&address));
+    (!connected).then(|| format!("{address} is not in a subnet of any port"))
+}
+
 /// Fields with a fixed range: path, value (`None`: not set), min, max.
 type Limit = (&'static str, fn(&Config) -> Option<u64>, u64, u64);
 
 #[rustfmt::skip]
-const LIMITS: [Limit; 13] = [
+const LIMITS: [Limit; 14] = [
     ("dataplane.workers", |c| c.dataplane.workers.map(u64::from), 1, MAX_WORKERS),
     ("dataplane.mbufs", |c| Some(c.dataplane.mbufs.into()), 1023, 1 << 26),
     // RTE_MEMPOOL_CACHE_MAX_SIZE. DPDK also wants the cache at most
@@ -730,6 +805,7 @@ const LIMITS: [Limit; 13] = [
     ("dataplane.rx_descriptors", |c| Some(c.dataplane.rx_descriptors.into()), 64, 16384),
     ("dataplane.tx_descriptors", |c| Some(c.dataplane.tx_descriptors.into()), 64, 16384),
     ("dataplane.connections_per_worker", |c| Some(c.dataplane.connections_per_worker.into()), 1024, 1 << 27),
+    ("dataplane.ipv6_connections_per_worker", |c| Some(c.dataplane.ipv6_connections_per_worker.into()), 1024, 1 << 27),
     ("dataplane.idle_sleep_us", |c| Some(c.dataplane.idle_sleep_us.into()), 0, 100_000),
     ("dataplane.idle_polls", |c| Some(c.dataplane.idle_polls.into()), 1, 100_000_000),
     ("dataplane.neighbour_timeout", |c| Some(c.dataplane.neighbour_timeout.into()), 5, 86_400),
@@ -937,7 +1013,7 @@ forward = "masq"
         let config = parse(EXAMPLE).unwrap();
         assert_eq!(config.ports.len(), 2);
         assert_eq!(config.ports[0].name, "wan");
-        assert_eq!(config.services.len(), 1);
+        assert_eq!(config.services.len(), 2);
         let service = &config.services[0];
         assert_eq!(service.address, "198.18.0.10:80".parse().unwrap());
         assert_eq!(service.scheduler, SchedulerName::Rr);
@@ -958,6 +1034,16 @@ forward = "masq"
                 .real_servers
                 .iter()
                 .all(|real| real.forward == ForwardMethod::Masq)
+        );
+        let ipv6 = &config.services[1];
+        assert_eq!(
+            config.local_addresses_for(&ipv6.spec()),
+            ["fd00:1::100".parse::<IpAddr>().unwrap()]
+        );
+        assert!(
+            ipv6.real_servers
+                .iter()
+                .all(|real| real.forward == ForwardMethod::FullNat)
         );
     }
 

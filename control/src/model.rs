@@ -204,6 +204,10 @@ pub struct ServiceSpec {
     pub scheduler_flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<Persistence>,
+    /// FULLNAT's local addresses (LIPs) for this service; empty: the
+    /// configuration's global ones. ipvsadm has no syntax for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_addresses: Vec<std::net::IpAddr>,
 }
 
 impl ServiceSpec {

@@ -573,6 +573,7 @@ mod tests {
                 scheduler: SchedulerName::Wrr,
                 scheduler_flags: vec![],
                 persistence: None,
+                local_addresses: Vec::new(),
             }),
             Request::DeleteService(service_key()),
             Request::Flush,

@@ -62,47 +62,63 @@ fn new_connections(c: &mut Criterion) {
     group.finish();
 }
 
-/// Real servers without connections.
-struct Idle;
+/// Real servers with a few connections each, different per server, so
+/// that the least-connection schedulers have something to compare; read
+/// from an array, as a worker reads its counters.
+struct Busy([Connections; 10]);
 
-impl Load for Idle {
-    fn connections(&self, _slot: u32) -> Connections {
-        Connections::default()
+impl Busy {
+    fn new() -> Busy {
+        Busy(std::array::from_fn(|slot| Connections {
+            active: (slot as u64 * 7) % 11 + 1,
+            inactive: (slot as u64 * 13) % 17,
+        }))
     }
 }
 
+impl Load for Busy {
+    fn connections(&self, slot: u32) -> Connections {
+        self.0.get(slot as usize).copied().unwrap_or_default()
+    }
+}
+
+/// One pick per iteration for every scheduler over 10 real servers of
+/// weights 1 to 10, each pick from another client (sh and mh hash it);
+/// lblc and lblcr see one destination, the VIP, as for a service that is
+/// not a firewall mark. mh uses its default table (M = 65537).
 fn scheduler_pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("scheduler_pick");
-    let real_servers = |weights: &[u32]| {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &weight)| RealServer {
-                slot: i as u32,
-                address: IpAddr::V4(Ipv4Addr::new(198, 18, 1, i as u8)),
-                port: 80,
-                weight,
-                method: Method::Nat,
-            })
-            .collect::<Vec<_>>()
-    };
-    let weights: Vec<u32> = (1..=10).collect();
-    for (name, kind) in [
-        ("rr", SchedulerKind::RoundRobin),
-        ("wrr", SchedulerKind::WeightedRoundRobin),
-    ] {
-        let service = Service::new(0, 6, IpAddr::V4(VIP), 80, kind, real_servers(&weights));
-        let mut state = SchedulerState::default();
-        group.bench_function(format!("{name}/10 servers"), |b| {
-            let input = PickInput {
+    let real_servers: Vec<RealServer> = (1..=10u32)
+        .map(|weight| RealServer {
+            slot: weight - 1,
+            address: IpAddr::V4(Ipv4Addr::new(198, 18, 1, weight as u8)),
+            port: 80,
+            weight,
+            method: Method::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        })
+        .collect();
+    let busy = Busy::new();
+    for kind in SchedulerKind::ALL {
+        let service = Service::new(0, 6, IpAddr::V4(VIP), 80, kind, real_servers.clone());
+        let mut state = SchedulerState::with_seed(1);
+        state.prepare(&service);
+        group.bench_function(format!("{}/10 servers", kind.name()), |b| {
+            let mut input = PickInput {
                 client: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
                 client_port: 40000,
                 destination: IpAddr::V4(VIP),
                 destination_port: 80,
                 now: Instant(0),
-                load: &Idle,
+                load: &busy,
             };
-            b.iter(|| black_box(state.pick(&service, &input)))
+            let mut client = 0x0a01_0203u32;
+            b.iter(|| {
+                client = client.wrapping_add(0x9e37_79b9);
+                input.client = IpAddr::V4(Ipv4Addr::from(client));
+                black_box(state.pick(&service, &input))
+            })
         });
     }
     group.finish();

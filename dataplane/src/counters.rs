@@ -71,8 +71,9 @@ named_counters! {
         Ipv4Malformed => "ipv4_malformed",
         Ipv4BadChecksum => "ipv4_bad_checksum",
         /// Fragments cannot be matched to a connection (no reassembly).
-        Ipv4Fragment => "ipv4_fragment",
-        Ipv6Unsupported => "ipv6_unsupported",
+        Fragment => "fragment",
+        Ipv6Truncated => "ipv6_truncated",
+        Ipv6Malformed => "ipv6_malformed",
         TcpMalformed => "tcp_malformed",
         UdpMalformed => "udp_malformed",
         IcmpMalformed => "icmp_malformed",
@@ -89,6 +90,12 @@ named_counters! {
         NatTupleInUse => "nat_tuple_in_use",
         /// No route towards the destination.
         NoRoute => "no_route",
+        /// Too big for the egress link: an ICMP error told the sender the
+        /// size that fits, or (IPv4 without DF) rvsd does not fragment.
+        FragmentationNeeded => "fragmentation_needed",
+        /// Every FULLNAT local port of the service's local addresses is in
+        /// use on this worker.
+        LocalPortsExhausted => "local_ports_exhausted",
         /// The next hop's MAC address did not resolve in time.
         NeighbourUnresolved => "neighbour_unresolved",
         /// Too many packets were already waiting for address resolution.
@@ -124,6 +131,9 @@ named_counters! {
         /// Packets handed to the kernel's exception path.
         ToKernel => "to_kernel",
         SnapshotAdopted => "snapshot_adopted",
+        /// A configuration had more static neighbours or FULLNAT local
+        /// addresses than a worker's tables hold; the rest were left out.
+        ConfigNotApplied => "config_not_applied",
     }
 }
 

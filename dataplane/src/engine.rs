@@ -7,7 +7,7 @@
 //! mbufs and queues, and by in-memory ports in tests, so the whole
 //! per-worker logic is exercised without DPDK.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::counters::{DropReason, Event, bump};
@@ -40,7 +40,7 @@ pub trait PacketIo {
 #[derive(Debug)]
 struct Held<F> {
     port: u16,
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
     since: Instant,
     frame: F,
 }
@@ -169,7 +169,7 @@ impl<F: Frame> Engine<F> {
         &mut self,
         now: Instant,
         port: u16,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         frame: F,
         io: &mut Io,
     ) {

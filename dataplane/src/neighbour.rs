@@ -1,5 +1,6 @@
 //! The neighbour table: MAC addresses of next hops (real servers, gateways,
-//! clients on a connected subnet), learned by ARP.
+//! clients on a connected subnet), learned by ARP for IPv4 and Neighbour
+//! Discovery for IPv6 (one table per family).
 //!
 //! A fixed-capacity open-addressing table, so that the lookup on every
 //! forwarded packet is a multiply and one or two compares. Entries are
@@ -14,8 +15,7 @@
 //! are, never probed, never changed by ARP and never expired (as Linux's
 //! permanent entries).
 
-use std::net::Ipv4Addr;
-
+use crate::family::Family;
 use crate::time::{Duration, Instant};
 use crate::wire::MacAddr;
 
@@ -43,43 +43,49 @@ pub enum Resolution {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
+struct Entry<A> {
     /// `UNSPECIFIED` marks an empty slot (never a neighbour's address).
-    address: Ipv4Addr,
+    address: A,
     mac: Option<MacAddr>,
     confirmed: Instant,
     probed: Option<Instant>,
     pinned: bool,
 }
 
-const EMPTY: Entry = Entry {
-    address: Ipv4Addr::UNSPECIFIED,
-    mac: None,
-    confirmed: Instant(0),
-    probed: None,
-    pinned: false,
-};
+impl<A: Family> Entry<A> {
+    const EMPTY: Entry<A> = Entry {
+        address: A::UNSPECIFIED,
+        mac: None,
+        confirmed: Instant(0),
+        probed: None,
+        pinned: false,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.address == A::UNSPECIFIED
+    }
+}
 
 #[derive(Debug)]
-pub struct NeighbourTable {
-    entries: Box<[Entry]>,
+pub struct NeighbourTable<A> {
+    entries: Box<[Entry<A>]>,
     /// Changes whenever a MAC is learnt, changed or forgotten.
     generation: u64,
-    scratch: Box<[Entry]>,
+    scratch: Box<[Entry<A>]>,
     len: usize,
     capacity: usize,
     shift: u32,
 }
 
-impl NeighbourTable {
+impl<A: Family> NeighbourTable<A> {
     /// A table for up to `capacity` neighbours.
-    pub fn new(capacity: usize) -> NeighbourTable {
+    pub fn new(capacity: usize) -> NeighbourTable<A> {
         let capacity = capacity.max(1);
         let slots = (capacity * 2).next_power_of_two();
         NeighbourTable {
-            entries: vec![EMPTY; slots].into_boxed_slice(),
+            entries: vec![Entry::EMPTY; slots].into_boxed_slice(),
             generation: 0,
-            scratch: vec![EMPTY; slots].into_boxed_slice(),
+            scratch: vec![Entry::EMPTY; slots].into_boxed_slice(),
             len: 0,
             capacity,
             shift: 32 - slots.trailing_zeros(),
@@ -104,7 +110,7 @@ impl NeighbourTable {
     /// Looks up a next hop for a packet about to leave, creating an
     /// unresolved entry if there is none, and says whether to probe.
     #[inline]
-    pub fn resolve(&mut self, now: Instant, address: Ipv4Addr, timeout: Duration) -> Resolution {
+    pub fn resolve(&mut self, now: Instant, address: A, timeout: Duration) -> Resolution {
         let Some(slot) = self.find_or_insert(address) else {
             return Resolution::TableFull;
         };
@@ -144,7 +150,7 @@ impl NeighbourTable {
 
     /// The MAC of a resolved, unexpired neighbour, without side effects.
     #[inline]
-    pub fn get(&self, now: Instant, address: Ipv4Addr, timeout: Duration) -> Option<MacAddr> {
+    pub fn get(&self, now: Instant, address: A, timeout: Duration) -> Option<MacAddr> {
         let entry = &self.entries[self.find(address)?];
         entry
             .mac
@@ -154,8 +160,8 @@ impl NeighbourTable {
     /// Records that `address` is at `mac` (from an ARP packet). Existing
     /// entries are updated; a new one is created only if `create`. Returns
     /// whether the entry was unresolved before (packets may be waiting).
-    pub fn learn(&mut self, now: Instant, address: Ipv4Addr, mac: MacAddr, create: bool) -> bool {
-        if address.is_unspecified() || !mac.is_unicast() {
+    pub fn learn(&mut self, now: Instant, address: A, mac: MacAddr, create: bool) -> bool {
+        if address == A::UNSPECIFIED || !mac.is_unicast() {
             return false;
         }
         let slot = if create {
@@ -180,8 +186,8 @@ impl NeighbourTable {
 
     /// Drops entries that timed out or stayed unresolved; returns how many.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> usize {
-        let stale = |entry: &Entry| {
-            entry.address != Ipv4Addr::UNSPECIFIED
+        let stale = |entry: &Entry<A>| {
+            !entry.is_empty()
                 && !entry.pinned
                 && match entry.mac {
                     Some(_) => {
@@ -196,11 +202,11 @@ impl NeighbourTable {
         if removed > 0 {
             self.generation += 1;
             self.scratch.copy_from_slice(&self.entries);
-            self.entries.fill(EMPTY);
+            self.entries.fill(Entry::EMPTY);
             self.len = 0;
             for i in 0..self.scratch.len() {
                 let entry = self.scratch[i];
-                if entry.address != Ipv4Addr::UNSPECIFIED
+                if !entry.is_empty()
                     && !stale(&entry)
                     && let Some(slot) = self.find_or_insert(entry.address)
                 {
@@ -218,7 +224,7 @@ impl NeighbourTable {
     pub fn pin(
         &mut self,
         now: Instant,
-        neighbours: impl IntoIterator<Item = (Ipv4Addr, MacAddr)>,
+        neighbours: impl IntoIterator<Item = (A, MacAddr)>,
     ) -> bool {
         self.generation += 1;
         for entry in self.entries.iter_mut().filter(|e| e.pinned) {
@@ -241,34 +247,37 @@ impl NeighbourTable {
     }
 
     /// Every entry: address and MAC if resolved.
-    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Addr, Option<MacAddr>)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (A, Option<MacAddr>)> + '_ {
         self.entries
             .iter()
-            .filter(|e| e.address != Ipv4Addr::UNSPECIFIED)
+            .filter(|e| !e.is_empty())
             .map(|e| (e.address, e.mac))
     }
 
     #[inline]
-    fn home(&self, address: Ipv4Addr) -> usize {
-        let hash = u32::from(address).wrapping_mul(0x9E37_79B1);
+    fn home(&self, address: A) -> usize {
+        let hash = (address.fold() as u32).wrapping_mul(0x9E37_79B1);
         (hash >> self.shift) as usize
     }
 
     #[inline]
-    fn find(&self, address: Ipv4Addr) -> Option<usize> {
+    fn find(&self, address: A) -> Option<usize> {
         let mask = self.entries.len() - 1;
         let mut slot = self.home(address);
         loop {
-            match self.entries[slot].address {
-                found if found == address => return Some(slot),
-                Ipv4Addr::UNSPECIFIED => return None,
-                _ => slot = (slot + 1) & mask,
+            let entry = &self.entries[slot];
+            if entry.address == address {
+                return Some(slot);
             }
+            if entry.is_empty() {
+                return None;
+            }
+            slot = (slot + 1) & mask;
         }
     }
 
-    fn find_or_insert(&mut self, address: Ipv4Addr) -> Option<usize> {
-        if address.is_unspecified() {
+    fn find_or_insert(&mut self, address: A) -> Option<usize> {
+        if address == A::UNSPECIFIED {
             return None;
         }
         if let Some(slot) = self.find(address) {
@@ -279,10 +288,13 @@ impl NeighbourTable {
         }
         let mask = self.entries.len() - 1;
         let mut slot = self.home(address);
-        while self.entries[slot].address != Ipv4Addr::UNSPECIFIED {
+        while !self.entries[slot].is_empty() {
             slot = (slot + 1) & mask;
         }
-        self.entries[slot] = Entry { address, ..EMPTY };
+        self.entries[slot] = Entry {
+            address,
+            ..Entry::EMPTY
+        };
         self.len += 1;
         Some(slot)
     }
@@ -290,6 +302,8 @@ impl NeighbourTable {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(300);
@@ -301,7 +315,7 @@ mod tests {
 
     #[test]
     fn unknown_neighbours_are_probed_at_most_once_a_second() {
-        let mut table = NeighbourTable::new(8);
+        let mut table = NeighbourTable::<Ipv4Addr>::new(8);
         let rs = Ipv4Addr::new(198, 18, 1, 11);
         assert_eq!(
             table.resolve(at(1), rs, TIMEOUT),
@@ -328,7 +342,7 @@ mod tests {
 
     #[test]
     fn entries_are_refreshed_in_their_second_half_and_lapse_unconfirmed() {
-        let mut table = NeighbourTable::new(8);
+        let mut table = NeighbourTable::<Ipv4Addr>::new(8);
         let rs = Ipv4Addr::new(198, 18, 1, 11);
         table.learn(at(0), rs, MAC, true);
         assert_eq!(
@@ -364,7 +378,7 @@ mod tests {
 
     #[test]
     fn learning_updates_only_known_neighbours_unless_asked() {
-        let mut table = NeighbourTable::new(8);
+        let mut table = NeighbourTable::<Ipv4Addr>::new(8);
         let host = Ipv4Addr::new(198, 18, 0, 2);
         assert!(!table.learn(at(0), host, MAC, false));
         assert_eq!(table.get(at(0), host, TIMEOUT), None);
@@ -378,7 +392,7 @@ mod tests {
 
     #[test]
     fn pinned_neighbours_are_used_as_given_and_never_expire() {
-        let mut table = NeighbourTable::new(8);
+        let mut table = NeighbourTable::<Ipv4Addr>::new(8);
         let rs = Ipv4Addr::new(198, 18, 1, 11);
         let other = MacAddr([2, 0, 0, 0, 9, 9]);
         assert!(table.pin(at(0), [(rs, MAC)]));
@@ -404,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_full_table_refuses_and_expiry_makes_room() {
-        let mut table = NeighbourTable::new(2);
+        let mut table = NeighbourTable::<Ipv4Addr>::new(2);
         let a = Ipv4Addr::new(198, 18, 1, 1);
         let b = Ipv4Addr::new(198, 18, 1, 2);
         let c = Ipv4Addr::new(198, 18, 1, 3);

@@ -1,72 +1,73 @@
 //! Where a packet leaves: the longest matching route, from the ports' own
-//! subnets (connected routes) and the configured static routes.
+//! subnets (connected routes) and the configured static routes, one table
+//! per address family.
 //!
-//! A director has a handful of routes, so the table is a short array
-//! sorted by prefix length, scanned in order: a few compares, all in one
-//! or two cache lines.
+//! A director has a handful of routes, so a table is a short array sorted
+//! by prefix length and scanned in order; each route is compiled to a
+//! (network, mask) pair, so a test is an AND and a compare.
 
-use std::net::Ipv4Addr;
-
-use crate::snapshot::PortAddresses;
-use crate::wire::Ipv4Cidr;
+use crate::family::{Family, Mask};
 
 /// A route: packets to `destination` leave on `port`, towards `gateway`
 /// if there is one, else straight to their destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub destination: Ipv4Cidr,
-    pub gateway: Option<Ipv4Addr>,
+pub struct Route<A: Family> {
+    pub destination: A::Cidr,
+    pub gateway: Option<A>,
     pub port: u16,
 }
 
 /// The result of a lookup: the port and the neighbour to send to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NextHop {
+pub struct NextHop<A> {
     pub port: u16,
-    pub address: Ipv4Addr,
+    pub address: A,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RouteTable {
-    routes: Vec<Route>,
-    /// `routes` as (network, mask) pairs, so a lookup is an AND and a
-    /// compare per route.
-    compiled: Vec<(u32, u32)>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTable<A: Family> {
+    routes: Vec<Route<A>>,
+    masks: Vec<Mask>,
 }
 
-impl RouteTable {
-    pub fn new(ports: &[PortAddresses], static_routes: Vec<Route>) -> RouteTable {
-        let connected = ports.iter().enumerate().flat_map(|(port, addresses)| {
-            addresses.ipv4.iter().map(move |cidr| Route {
-                destination: Ipv4Cidr {
-                    address: cidr.network(),
-                    prefix_len: cidr.prefix_len(),
-                },
-                gateway: None,
-                port: port as u16,
-            })
+impl<A: Family> Default for RouteTable<A> {
+    fn default() -> Self {
+        RouteTable {
+            routes: Vec::new(),
+            masks: Vec::new(),
+        }
+    }
+}
+
+impl<A: Family> RouteTable<A> {
+    /// A table of the ports' subnets (`connected`: each prefix with its
+    /// port) and `static_routes`.
+    pub fn new(
+        connected: impl IntoIterator<Item = (u16, A::Cidr)>,
+        static_routes: Vec<Route<A>>,
+    ) -> Self {
+        let connected = connected.into_iter().map(|(port, destination)| Route {
+            destination,
+            gateway: None,
+            port,
         });
-        let mut routes: Vec<Route> = connected.chain(static_routes).collect();
+        let mut routes: Vec<Route<A>> = connected.chain(static_routes).collect();
         // Longest prefix first; the stable sort keeps connected routes ahead
         // of static ones of the same length.
-        routes.sort_by_key(|route| std::cmp::Reverse(route.destination.prefix_len()));
-        let compiled = routes
+        routes.sort_by_key(|route| std::cmp::Reverse(A::cidr(&route.destination).1));
+        let masks = routes
             .iter()
-            .map(|route| {
-                let mask = route.destination.netmask().to_bits();
-                (route.destination.address().to_bits() & mask, mask)
-            })
+            .map(|route| Mask::new::<A>(&route.destination))
             .collect();
-        RouteTable { routes, compiled }
+        RouteTable { routes, masks }
     }
 
     #[inline]
-    pub fn lookup(&self, destination: Ipv4Addr) -> Option<NextHop> {
-        let bits = destination.to_bits();
+    pub fn lookup(&self, destination: A) -> Option<NextHop<A>> {
         let index = self
-            .compiled
+            .masks
             .iter()
-            .position(|&(network, mask)| bits & mask == network)?;
+            .position(|mask| mask.contains(destination))?;
         let route = &self.routes[index];
         Some(NextHop {
             port: route.port,
@@ -74,15 +75,17 @@ impl RouteTable {
         })
     }
 
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> &[Route<A>] {
         &self.routes
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
-    use crate::wire::MacAddr;
+    use crate::wire::{Ipv4Cidr, Ipv6Cidr};
 
     fn cidr(text: &str) -> Ipv4Cidr {
         text.parse().unwrap()
@@ -90,18 +93,8 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_wins_and_connected_routes_need_no_gateway() {
-        let ports = vec![
-            PortAddresses {
-                mac: MacAddr([2, 0, 0, 0, 0, 1]),
-                ipv4: vec![cidr("198.18.0.1/24")],
-            },
-            PortAddresses {
-                mac: MacAddr([2, 0, 0, 0, 0, 2]),
-                ipv4: vec![cidr("198.18.1.1/24")],
-            },
-        ];
         let table = RouteTable::new(
-            &ports,
+            [(0, cidr("198.18.0.1/24")), (1, cidr("198.18.1.1/24"))],
             vec![
                 Route {
                     destination: cidr("0.0.0.0/0"),
@@ -137,9 +130,36 @@ mod tests {
                 address: Ipv4Addr::new(198, 18, 0, 254)
             })
         );
+        let connected_only = RouteTable::new([(0, cidr("198.18.0.1/24"))], Vec::new());
+        assert_eq!(connected_only.lookup(Ipv4Addr::new(8, 8, 8, 8)), None);
+    }
+
+    #[test]
+    fn ipv6_routes_work_the_same_way() {
+        let v6 = |text: &str| text.parse::<Ipv6Cidr>().unwrap();
+        let gateway: Ipv6Addr = "fd00::fe".parse().unwrap();
+        let table = RouteTable::new(
+            [(1, v6("fd00:1::1/64"))],
+            vec![Route {
+                destination: v6("::/0"),
+                gateway: Some(gateway),
+                port: 0,
+            }],
+        );
+        let rs: Ipv6Addr = "fd00:1::11".parse().unwrap();
         assert_eq!(
-            RouteTable::new(&ports, Vec::new()).lookup(Ipv4Addr::new(8, 8, 8, 8)),
-            None
+            table.lookup(rs),
+            Some(NextHop {
+                port: 1,
+                address: rs
+            })
+        );
+        assert_eq!(
+            table.lookup("2001:db8::1".parse().unwrap()),
+            Some(NextHop {
+                port: 0,
+                address: gateway
+            })
         );
     }
 }

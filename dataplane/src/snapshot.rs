@@ -17,17 +17,18 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
 use crate::conn::{Method, StateTimeouts};
-use crate::route::RouteTable;
-use crate::sched::{Scheduler, SchedulerKind};
+use crate::family::{Family, contains};
+use crate::route::{Route, RouteTable};
+use crate::sched::{Scheduler, SchedulerConfig};
 use crate::time::Duration;
-use crate::wire::{Ipv4Cidr, MacAddr};
+use crate::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
 /// A real server as the dataplane needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,12 @@ pub struct RealServer {
     /// 0 quiesces: no new connections, existing ones carry on.
     pub weight: u32,
     pub method: Method,
+    /// `-x`: with this many connections (active + inactive) the real
+    /// server is overloaded and takes no new ones; 0: no limit.
+    pub upper_threshold: u32,
+    /// `-y`: an overloaded real server takes new connections again below
+    /// this many; 0: below three quarters of the upper threshold.
+    pub lower_threshold: u32,
 }
 
 /// A virtual service with its real servers, in configuration order.
@@ -50,23 +57,31 @@ pub struct Service {
     pub scheduler: Scheduler,
     pub real_servers: Vec<RealServer>,
     /// Changes whenever anything a scheduler's state depends on changes
-    /// (algorithm, real servers, weights), so workers know to adapt.
+    /// (algorithm and flags, real servers, weights, thresholds), so
+    /// workers know to adapt.
     pub schedule_fingerprint: u64,
+    /// FULLNAT's local addresses (LIPs) for this service's connections,
+    /// of the VIP's family; empty when no real server uses FULLNAT.
+    pub local_addresses: Vec<IpAddr>,
 }
 
 impl Service {
+    /// A service, with its scheduler's tables built for these real
+    /// servers (a [`SchedulerKind`](crate::sched::SchedulerKind) alone is a
+    /// scheduler without flags).
     pub fn new(
         slot: u16,
         protocol: u8,
         vip: IpAddr,
         vport: u16,
-        scheduler: SchedulerKind,
+        scheduler: impl Into<SchedulerConfig>,
         real_servers: Vec<RealServer>,
     ) -> Service {
+        let scheduler = scheduler.into();
         let mut hasher = std::hash::DefaultHasher::new();
         scheduler.hash(&mut hasher);
-        for real_server in &real_servers {
-            (real_server.slot, real_server.weight).hash(&mut hasher);
+        for rs in &real_servers {
+            (rs.slot, rs.weight, rs.upper_threshold, rs.lower_threshold).hash(&mut hasher);
         }
         Service {
             slot,
@@ -76,6 +91,7 @@ impl Service {
             scheduler: Scheduler::new(scheduler, &real_servers),
             real_servers,
             schedule_fingerprint: hasher.finish(),
+            local_addresses: Vec::new(),
         }
     }
 }
@@ -85,12 +101,27 @@ impl Service {
 pub struct PortAddresses {
     pub mac: MacAddr,
     pub ipv4: Vec<Ipv4Cidr>,
+    pub ipv6: Vec<Ipv6Cidr>,
+    /// Largest IP packet the port sends (1500 on Ethernet).
+    pub mtu: u16,
+}
+
+impl PortAddresses {
+    /// A port with IPv4 addresses only and the Ethernet MTU.
+    pub fn ipv4(mac: MacAddr, ipv4: Vec<Ipv4Cidr>) -> PortAddresses {
+        PortAddresses {
+            mac,
+            ipv4,
+            ipv6: Vec::new(),
+            mtu: 1500,
+        }
+    }
 }
 
 /// A next hop whose MAC address is configured, not resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StaticNeighbour {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub mac: MacAddr,
 }
 
@@ -101,7 +132,8 @@ pub struct SnapshotParts {
     /// Indexed by the dataplane's port number.
     pub ports: Vec<PortAddresses>,
     /// Static routes; the ports' own subnets are added.
-    pub routes: Vec<crate::route::Route>,
+    pub routes4: Vec<Route<Ipv4Addr>>,
+    pub routes6: Vec<Route<Ipv6Addr>>,
     pub neighbours: Vec<StaticNeighbour>,
     pub services: Vec<Service>,
     pub timeouts: StateTimeouts,
@@ -114,7 +146,8 @@ impl Default for SnapshotParts {
         SnapshotParts {
             generation: 0,
             ports: Vec::new(),
-            routes: Vec::new(),
+            routes4: Vec::new(),
+            routes6: Vec::new(),
             neighbours: Vec::new(),
             services: Vec::new(),
             timeouts: StateTimeouts::default(),
@@ -129,7 +162,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Indexed by the dataplane's port number.
     pub ports: Vec<PortAddresses>,
-    pub routes: RouteTable,
+    pub routes4: RouteTable<Ipv4Addr>,
+    pub routes6: RouteTable<Ipv6Addr>,
     pub static_neighbours: Vec<StaticNeighbour>,
     pub services: Vec<Service>,
     pub timeouts: StateTimeouts,
@@ -137,6 +171,8 @@ pub struct Snapshot {
     pub neighbour_timeout: Duration,
     by_virtual: HashMap<(u8, IpAddr, u16), usize, BuildHasherDefault<FoldHasher>>,
     vips: Vec<IpAddr>,
+    /// FULLNAT local addresses of every service, which the director owns.
+    local_addresses: Vec<IpAddr>,
 }
 
 impl Snapshot {
@@ -144,7 +180,15 @@ impl Snapshot {
     /// The control plane has validated the parts (unique services, real
     /// servers of the service's family, ports that exist).
     pub fn new(parts: SnapshotParts) -> Snapshot {
-        let routes = RouteTable::new(&parts.ports, parts.routes);
+        let routes4 = RouteTable::new(connected::<Ipv4Addr>(&parts.ports), parts.routes4);
+        let routes6 = RouteTable::new(connected::<Ipv6Addr>(&parts.ports), parts.routes6);
+        let mut local_addresses: Vec<IpAddr> = parts
+            .services
+            .iter()
+            .flat_map(|s| s.local_addresses.iter().copied())
+            .collect();
+        local_addresses.sort_unstable();
+        local_addresses.dedup();
         let by_virtual = parts
             .services
             .iter()
@@ -157,13 +201,15 @@ impl Snapshot {
         Snapshot {
             generation: parts.generation,
             ports: parts.ports,
-            routes,
+            routes4,
+            routes6,
             static_neighbours: parts.neighbours,
             services: parts.services,
             timeouts: parts.timeouts,
             neighbour_timeout: parts.neighbour_timeout,
             by_virtual,
             vips,
+            local_addresses,
         }
     }
 
@@ -186,27 +232,42 @@ impl Snapshot {
     }
 
     /// Whether `address` is one of the director's own addresses on `port`.
-    pub fn is_port_address(&self, port: u16, address: Ipv4Addr) -> bool {
+    pub fn is_port_address<A: FamilyView>(&self, port: u16, address: A) -> bool {
         self.ports
             .get(usize::from(port))
-            .is_some_and(|p| p.ipv4.iter().any(|cidr| cidr.address() == address))
+            .is_some_and(|p| A::prefixes(p).iter().any(|cidr| A::cidr(cidr).0 == address))
     }
 
     /// Whether `address` is one of the director's own addresses, any port.
-    pub fn is_own_address(&self, address: Ipv4Addr) -> bool {
+    pub fn is_own_address<A: FamilyView>(&self, address: A) -> bool {
         self.ports
             .iter()
-            .any(|p| p.ipv4.iter().any(|cidr| cidr.address() == address))
+            .any(|p| A::prefixes(p).iter().any(|cidr| A::cidr(cidr).0 == address))
     }
 
-    /// Whether the director answers ARP for `vip` on `port`: on the ports
-    /// whose subnets hold it, or on every port if no subnet does (a VIP
-    /// routed to the director needs no ARP, but answering does no harm).
-    pub fn announces_vip(&self, port: u16, vip: Ipv4Addr) -> bool {
-        if !self.is_vip(IpAddr::V4(vip)) {
+    /// Whether `address` is a FULLNAT local address of some service.
+    pub fn is_local_address(&self, address: IpAddr) -> bool {
+        self.local_addresses.binary_search(&address).is_ok()
+    }
+
+    /// Whether the director answers ARP or Neighbour Discovery for
+    /// `address` on `port`: its own addresses on that port, and VIPs and
+    /// local addresses on the ports whose subnets hold them, or on every
+    /// port if no subnet does (a VIP routed to the director needs no
+    /// resolution, but answering does no harm).
+    pub fn answers_for<A: FamilyView>(&self, port: u16, address: A) -> bool {
+        if self.is_port_address(port, address) {
+            return true;
+        }
+        let ip = address.to_ip();
+        if !self.is_vip(ip) && !self.is_local_address(ip) {
             return false;
         }
-        let on_port = |p: &PortAddresses| p.ipv4.iter().any(|cidr| cidr.contains(vip));
+        let on_port = |p: &PortAddresses| {
+            A::prefixes(p)
+                .iter()
+                .any(|cidr| contains::<A>(cidr, address))
+        };
         match self.ports.get(usize::from(port)) {
             Some(p) if on_port(p) => true,
             _ => !self.ports.iter().any(on_port),
@@ -214,14 +275,64 @@ impl Snapshot {
     }
 
     /// The address the director uses as source on `port` towards `peer`:
-    /// the port address whose subnet holds `peer`, else its first address.
-    pub fn source_address(&self, port: u16, peer: Ipv4Addr) -> Option<Ipv4Addr> {
-        let addresses = &self.ports.get(usize::from(port))?.ipv4;
-        addresses
+    /// the port address whose subnet holds `peer`, else its first address
+    /// of the family.
+    pub fn source_address<A: FamilyView>(&self, port: u16, peer: A) -> Option<A> {
+        let prefixes = A::prefixes(self.ports.get(usize::from(port))?);
+        prefixes
             .iter()
-            .find(|cidr| cidr.contains(peer))
-            .or_else(|| addresses.first())
-            .map(|cidr| cidr.address())
+            .find(|cidr| contains::<A>(cidr, peer))
+            .or_else(|| prefixes.first())
+            .map(|cidr| A::cidr(cidr).0)
+    }
+
+    /// The MTU of `port` (1500 if unknown).
+    pub fn mtu(&self, port: u16) -> u16 {
+        self.ports.get(usize::from(port)).map_or(1500, |p| p.mtu)
+    }
+
+    /// The routes of the family `A`.
+    pub fn routes<A: FamilyView>(&self) -> &RouteTable<A> {
+        A::routes(self)
+    }
+}
+
+/// The ports' own subnets, each with its port.
+fn connected<A: FamilyView>(ports: &[PortAddresses]) -> Vec<(u16, A::Cidr)> {
+    ports
+        .iter()
+        .enumerate()
+        .flat_map(|(port, addresses)| {
+            A::prefixes(addresses)
+                .iter()
+                .map(move |cidr| (port as u16, *cidr))
+        })
+        .collect()
+}
+
+/// What the snapshot keeps per address family.
+pub trait FamilyView: Family {
+    fn prefixes(port: &PortAddresses) -> &[Self::Cidr];
+    fn routes(snapshot: &Snapshot) -> &RouteTable<Self>;
+}
+
+impl FamilyView for Ipv4Addr {
+    fn prefixes(port: &PortAddresses) -> &[Ipv4Cidr] {
+        &port.ipv4
+    }
+
+    fn routes(snapshot: &Snapshot) -> &RouteTable<Ipv4Addr> {
+        &snapshot.routes4
+    }
+}
+
+impl FamilyView for Ipv6Addr {
+    fn prefixes(port: &PortAddresses) -> &[Ipv6Cidr] {
+        &port.ipv6
+    }
+
+    fn routes(snapshot: &Snapshot) -> &RouteTable<Ipv6Addr> {
+        &snapshot.routes6
     }
 }
 
@@ -323,6 +434,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
+    use crate::sched::SchedulerKind;
 
     fn snapshot(generation: u64, services: usize) -> Snapshot {
         let services = (0..services)
@@ -339,6 +451,8 @@ mod tests {
                         port: 80,
                         weight: generation as u32,
                         method: Method::Nat,
+                        upper_threshold: 0,
+                        lower_threshold: 0,
                     }],
                 )
             })

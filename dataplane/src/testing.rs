@@ -11,7 +11,7 @@
 //! Services: TCP VIP:80 and UDP VIP:53, NAT to port 8080 and 5353 of both
 //! real servers.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::conn::{HashSeed, Method};
@@ -22,7 +22,7 @@ use crate::frame::VecFrame;
 use crate::sched::SchedulerKind;
 use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot, SnapshotParts};
 use crate::time::{Duration, Instant};
-use crate::wire::{Ipv4Cidr, MacAddr, builder};
+use crate::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr, builder};
 
 pub const WAN: u16 = 0;
 pub const LAN: u16 = 1;
@@ -43,6 +43,17 @@ pub const TCP_RPORT: u16 = 8080;
 pub const UDP_VPORT: u16 = 53;
 pub const UDP_RPORT: u16 = 5353;
 pub const SEED: HashSeed = HashSeed([0x5eed_0001, 0x5eed_0002]);
+pub const WAN_ADDRESS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const DIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10);
+pub const RIPS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x12),
+];
+/// FULLNAT's local addresses, on the LAN.
+pub const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+pub const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x100);
 
 /// Ports in memory: what the engine sends is collected for inspection.
 #[derive(Debug, Default)]
@@ -74,18 +85,75 @@ impl PacketIo for MemoryIo {
     }
 }
 
-/// The two ports of the topology.
+/// The two ports of the topology, with IPv4 and IPv6 addresses.
 pub fn ports() -> Vec<PortAddresses> {
+    let v4 = |address| Ipv4Cidr::new(address, 24).unwrap_or_else(|_| unreachable!());
+    let v6 = |address| Ipv6Cidr::new(address, 64).unwrap_or_else(|_| unreachable!());
     vec![
         PortAddresses {
             mac: WAN_MAC,
-            ipv4: vec![Ipv4Cidr::new(WAN_ADDRESS, 24).unwrap_or_else(|_| unreachable!())],
+            ipv4: vec![v4(WAN_ADDRESS)],
+            ipv6: vec![v6(WAN_ADDRESS6)],
+            mtu: 1500,
         },
         PortAddresses {
             mac: LAN_MAC,
-            ipv4: vec![Ipv4Cidr::new(DIP, 24).unwrap_or_else(|_| unreachable!())],
+            ipv4: vec![v4(DIP)],
+            ipv6: vec![v6(DIP6)],
+            mtu: 1500,
         },
     ]
+}
+
+/// A service on `vip:vport` to the two real servers (`rips`) at `rport`,
+/// forwarded by `method`; real server slots `base_slot` and the next.
+#[allow(clippy::too_many_arguments)]
+pub fn service(
+    slot: u16,
+    protocol: u8,
+    vip: IpAddr,
+    vport: u16,
+    rips: [IpAddr; 2],
+    rport: u16,
+    method: Method,
+    base_slot: u32,
+) -> Service {
+    let real_servers = rips
+        .iter()
+        .enumerate()
+        .map(|(i, &address)| RealServer {
+            slot: base_slot + i as u32,
+            address,
+            port: rport,
+            weight: 1,
+            method,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        })
+        .collect();
+    let mut service = Service::new(
+        slot,
+        protocol,
+        vip,
+        vport,
+        SchedulerKind::RoundRobin,
+        real_servers,
+    );
+    service.local_addresses = vec![IpAddr::V4(LIP), IpAddr::V6(LIP6)]
+        .into_iter()
+        .filter(|lip| lip.is_ipv4() == vip.is_ipv4())
+        .collect();
+    service
+}
+
+/// A snapshot of the topology with these services.
+pub fn snapshot_of(generation: u64, services: Vec<Service>) -> Snapshot {
+    Snapshot::new(SnapshotParts {
+        generation,
+        ports: ports(),
+        services,
+        ..SnapshotParts::default()
+    })
 }
 
 /// A NAT service on the VIP with both real servers at these weights; real
@@ -109,6 +177,8 @@ pub fn nat_service(
             port: rport,
             weight,
             method: Method::Nat,
+            upper_threshold: 0,
+            lower_threshold: 0,
         })
         .collect();
     Service::new(slot, protocol, IpAddr::V4(VIP), vport, kind, real_servers)
@@ -144,8 +214,11 @@ impl Lab {
         let director = Director::new(
             DirectorParams {
                 connections,
+                connections_v6: 1024,
                 neighbours: 64,
                 hash_seed: SEED,
+                worker: 0,
+                workers: 1,
             },
             Arc::new(snapshot),
             Arc::clone(&counters),
@@ -289,14 +362,14 @@ pub mod replay {
             .map(|i| Ipv4Addr::new(198, 18, 1, 11 + i as u8))
             .collect();
         let mut neighbours = vec![StaticNeighbour {
-            address: ROUTER,
+            address: IpAddr::V4(ROUTER),
             mac: ROUTER_MAC,
         }];
         neighbours.extend(
             rips.iter()
                 .enumerate()
                 .map(|(i, &address)| StaticNeighbour {
-                    address,
+                    address: IpAddr::V4(address),
                     mac: MacAddr([2, 0, 0, 0, 1, i as u8]),
                 }),
         );
@@ -309,21 +382,17 @@ pub mod replay {
                 port: 8080,
                 weight: 1,
                 method: Method::Nat,
+                upper_threshold: 0,
+                lower_threshold: 0,
             })
             .collect();
         Snapshot::new(SnapshotParts {
             generation: 1,
             ports: vec![
-                PortAddresses {
-                    mac: WAN_MAC,
-                    ipv4: vec![cidr([198, 18, 0, 1], 24)],
-                },
-                PortAddresses {
-                    mac: LAN_MAC,
-                    ipv4: vec![cidr([198, 18, 1, 1], 24)],
-                },
+                PortAddresses::ipv4(WAN_MAC, vec![cidr([198, 18, 0, 1], 24)]),
+                PortAddresses::ipv4(LAN_MAC, vec![cidr([198, 18, 1, 1], 24)]),
             ],
-            routes: vec![Route {
+            routes4: vec![Route {
                 destination: cidr([0, 0, 0, 0], 0),
                 gateway: Some(ROUTER),
                 port: WAN,
@@ -378,8 +447,11 @@ pub mod replay {
             let director = Director::new(
                 DirectorParams {
                     connections: capacity,
+                    connections_v6: 1024,
                     neighbours: 1024,
                     hash_seed: SEED,
+                    worker: 0,
+                    workers: 1,
                 },
                 Arc::new(snapshot(2)),
                 counters,

@@ -99,9 +99,10 @@ fn round_robin_splits_http_requests_evenly_and_the_listing_counts_them() {
     assert_eq!((rs1, rs2), (100, 100));
 
     // Every connection was closed and now waits in TIME_WAIT: inactive.
+    // size= counts both tables: 65536 IPv4 entries and 262144 IPv6.
     let listing = lab.rvsadm_ok("-Ln");
     let expected = format!(
-        "IP Virtual Server version 1.2.1 (size=65536)\n\
+        "IP Virtual Server version 1.2.1 (size=327680)\n\
          Prot LocalAddress:Port Scheduler Flags\n  \
          -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
          TCP  {VIP}:80 rr\n  \

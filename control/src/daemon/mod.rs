@@ -20,7 +20,7 @@ mod state;
 mod stats;
 
 pub use server::{ControlSocket, Handler};
-pub use state::{Change, Control, Limits, Refusal, unsupported_real_server, unsupported_service};
+pub use state::{Change, Control, Limits, Refusal, unsupported_service};
 pub use stats::Estimator;
 
 use std::hash::{BuildHasher, Hasher};
@@ -374,8 +374,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         let director = Director::new(
             DirectorParams {
                 connections: config.dataplane.connections_per_worker,
+                connections_v6: config.dataplane.ipv6_connections_per_worker,
                 neighbours: NEIGHBOURS,
                 hash_seed,
+                worker: index as u16,
+                workers: worker_count as u16,
             },
             snapshots.load(),
             Arc::clone(&counters),
@@ -412,7 +415,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let daemon = Arc::new(Daemon {
         info: DaemonInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            connection_table_size: u64::from(config.dataplane.connections_per_worker)
+            // Both families' tables, as ipvsadm's "size=" is the one table.
+            connection_table_size: (u64::from(config.dataplane.connections_per_worker)
+                + u64::from(config.dataplane.ipv6_connections_per_worker))
                 * worker_count as u64,
             workers: worker_count as u32,
         },

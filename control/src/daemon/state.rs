@@ -15,23 +15,27 @@
 //! every worker runs a configuration without it and none of its
 //! connections is left; only then may the slot be given out again.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 
 use dataplane::conn::{Method, StateTimeouts};
 use dataplane::counters::{TrafficTotals, WorkerCounters};
 use dataplane::route::Route;
-use dataplane::sched::SchedulerKind;
+use dataplane::sched::{SchedulerConfig, SchedulerFlags, SchedulerKind};
+use dataplane::snapshot::FamilyView;
 use dataplane::snapshot::{
     PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
 };
 use dataplane::time::Duration;
-use dataplane::wire::{Ipv4Cidr, MacAddr};
+use dataplane::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
 use crate::config::{self, Config, FieldError, PortConfig};
+
+/// The MTU of a port that gives none.
+const DEFAULT_MTU: u16 = 1500;
 use crate::model::{
-    ForwardMethod, Protocol, RealServerSpec, RealServerStatus, SchedulerName, ServiceKey,
-    ServiceSpec, ServiceStatus, Stats, Timeouts,
+    ForwardMethod, Protocol, RealServerSpec, RealServerStatus, SchedulerFlag, SchedulerName,
+    ServiceKey, ServiceSpec, ServiceStatus, Stats, Timeouts,
 };
 use crate::protocol::{RealServerChange, RealServerRef, Status};
 
@@ -141,8 +145,11 @@ impl Slots {
 pub struct Control {
     ports: Vec<PortConfig>,
     port_macs: Vec<MacAddr>,
-    routes: Vec<Route>,
+    routes4: Vec<Route<Ipv4Addr>>,
+    routes6: Vec<Route<Ipv6Addr>>,
     neighbours: Vec<StaticNeighbour>,
+    /// `[fullnat]`'s local addresses, for services without their own.
+    fullnat_addresses: Vec<IpAddr>,
     neighbour_timeout: u32,
     timeouts: Timeouts,
     services: Vec<ServiceEntry>,
@@ -163,8 +170,13 @@ impl Control {
         port_macs: Vec<MacAddr>,
         limits: Limits,
     ) -> Result<Control, Vec<FieldError>> {
-        let mut problems = unsupported_in_config(config);
-        let routes = config
+        let mut problems = Vec::new();
+        let routes4 = config
+            .routes
+            .iter()
+            .filter_map(|route| dataplane_route(config, route))
+            .collect();
+        let routes6 = config
             .routes
             .iter()
             .filter_map(|route| dataplane_route(config, route))
@@ -172,19 +184,20 @@ impl Control {
         let neighbours = config
             .neighbours
             .iter()
-            .filter_map(|n| match (n.address, n.mac_bytes()) {
-                (IpAddr::V4(address), Some(mac)) => Some(StaticNeighbour {
-                    address,
+            .filter_map(|n| {
+                n.mac_bytes().map(|mac| StaticNeighbour {
+                    address: n.address,
                     mac: MacAddr(mac),
-                }),
-                _ => None,
+                })
             })
             .collect();
         let mut control = Control {
             ports: config.ports.clone(),
             port_macs,
-            routes,
+            routes4,
+            routes6,
             neighbours,
+            fullnat_addresses: config.fullnat.local_addresses.clone(),
             neighbour_timeout: config.dataplane.neighbour_timeout,
             timeouts: config.timeouts,
             services: Vec::new(),
@@ -246,7 +259,12 @@ impl Control {
             Change::EditService(spec) => {
                 let index = self.service_index(&spec.key(), "No such service")?;
                 self.check_service(spec)?;
-                self.services[index].spec = spec.clone();
+                // ipvsadm -E cannot name local addresses: keep the file's.
+                let mut spec = spec.clone();
+                if spec.local_addresses.is_empty() {
+                    spec.local_addresses = self.services[index].spec.local_addresses.clone();
+                }
+                self.services[index].spec = spec;
             }
             Change::DeleteService(key) => {
                 let index = self.service_index(key, "No such service")?;
@@ -336,6 +354,15 @@ impl Control {
                         ipnet::IpNet::V6(_) => None,
                     })
                     .collect(),
+                ipv6: port
+                    .addresses
+                    .iter()
+                    .filter_map(|net| match net {
+                        ipnet::IpNet::V6(net) => Ipv6Cidr::new(net.addr(), net.prefix_len()).ok(),
+                        ipnet::IpNet::V4(_) => None,
+                    })
+                    .collect(),
+                mtu: port.mtu.unwrap_or(DEFAULT_MTU),
             })
             .collect();
         let services = self
@@ -351,22 +378,27 @@ impl Control {
                         port: rs.spec.address.port(),
                         weight: rs.spec.weight,
                         method: method(rs.spec.forward),
+                        upper_threshold: rs.spec.upper_threshold,
+                        lower_threshold: rs.spec.lower_threshold,
                     })
                     .collect();
-                Service::new(
+                let mut service = Service::new(
                     entry.slot as u16,
                     protocol_number(entry.spec.protocol),
                     entry.spec.address.ip(),
                     entry.spec.address.port(),
-                    scheduler_kind(entry.spec.scheduler),
+                    scheduler_config(&entry.spec),
                     real_servers,
-                )
+                );
+                service.local_addresses = self.local_addresses(&entry.spec);
+                service
             })
             .collect();
         Snapshot::new(SnapshotParts {
             generation: self.generation,
             ports,
-            routes: self.routes.clone(),
+            routes4: self.routes4.clone(),
+            routes6: self.routes6.clone(),
             neighbours: self.neighbours.clone(),
             services,
             timeouts: StateTimeouts::new(
@@ -492,6 +524,21 @@ impl Control {
         (services, real_servers)
     }
 
+    /// The FULLNAT local addresses `spec`'s connections use: its own, or
+    /// the configuration's, of its family.
+    fn local_addresses(&self, spec: &ServiceSpec) -> Vec<IpAddr> {
+        let chosen = if spec.local_addresses.is_empty() {
+            &self.fullnat_addresses
+        } else {
+            &spec.local_addresses
+        };
+        chosen
+            .iter()
+            .copied()
+            .filter(|address| address.is_ipv4() == spec.address.is_ipv4())
+            .collect()
+    }
+
     fn release_service(&mut self, removed: ServiceEntry) {
         let generation = self.generation + 1;
         for rs in removed.real_servers {
@@ -544,97 +591,74 @@ impl Control {
         {
             return Err(Refusal::new(Status::Invalid, problem.to_string()));
         }
-        unsupported_real_server(spec).map_or(Ok(()), |message| {
-            Err(Refusal::new(Status::Unsupported, message))
-        })
+        if spec.forward == ForwardMethod::FullNat && self.local_addresses(service).is_empty() {
+            let family = if service.address.is_ipv4() {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            return Err(Refusal::new(
+                Status::Invalid,
+                format!(
+                    "FULLNAT needs an {family} local address: set [fullnat] local_addresses, or the service's local_addresses, in the configuration"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
 /// What the dataplane cannot do yet, in a service definition.
 pub fn unsupported_service(spec: &ServiceSpec) -> Option<String> {
-    if spec.address.is_ipv6() {
-        return Some("IPv6 services are not supported yet".to_owned());
-    }
-    if !matches!(spec.scheduler, SchedulerName::Rr | SchedulerName::Wrr) {
-        return Some(format!(
-            "Scheduler '{}' is not supported yet (rr and wrr are)",
-            spec.scheduler
-        ));
-    }
-    if !spec.scheduler_flags.is_empty() {
-        return Some("Scheduler flags (-b) are not supported yet".to_owned());
-    }
     if spec.persistence.is_some() {
         return Some("Persistence (-p) is not supported yet".to_owned());
     }
     None
 }
 
-/// What the dataplane cannot do yet, in a real server definition.
-pub fn unsupported_real_server(spec: &RealServerSpec) -> Option<String> {
-    if spec.forward != ForwardMethod::Masq {
-        return Some(format!(
-            "Forwarding method {} is not supported yet (use -m, masquerading)",
-            spec.forward
-        ));
-    }
-    if spec.upper_threshold != 0 || spec.lower_threshold != 0 {
-        return Some("Connection thresholds (-x, -y) are not supported yet".to_owned());
-    }
-    None
-}
-
-/// The parts of the file outside services that the dataplane cannot do yet.
-fn unsupported_in_config(config: &Config) -> Vec<FieldError> {
-    let mut problems = Vec::new();
-    for (i, port) in config.ports.iter().enumerate() {
-        for (j, address) in port.addresses.iter().enumerate() {
-            if matches!(address, ipnet::IpNet::V6(_)) {
-                problems.push(FieldError {
-                    path: format!("ports[{i}].addresses[{j}]"),
-                    message: "IPv6 addresses are not supported yet".to_owned(),
-                });
-            }
-        }
-    }
-    for (i, neighbour) in config.neighbours.iter().enumerate() {
-        if !neighbour.address.is_ipv4() {
-            problems.push(FieldError {
-                path: format!("neighbours[{i}]"),
-                message: "IPv6 neighbours are not supported yet".to_owned(),
-            });
-        }
-    }
-    for (i, route) in config.routes.iter().enumerate() {
-        if !route.gateway.is_ipv4() {
-            problems.push(FieldError {
-                path: format!("routes[{i}]"),
-                message: "IPv6 routes are not supported yet".to_owned(),
-            });
-        }
-    }
-    problems
-}
-
-/// A validated TOML route as the dataplane's; its port is the named one or
-/// the one whose subnet holds the gateway.
-fn dataplane_route(config: &Config, route: &config::RouteConfig) -> Option<Route> {
-    let (ipnet::IpNet::V4(destination), IpAddr::V4(gateway)) = (route.destination, route.gateway)
-    else {
-        return None;
-    };
+/// A validated TOML route of family `A` as the dataplane's; its port is
+/// the named one or the one whose subnet holds the gateway.
+fn dataplane_route<A: FamilyView>(config: &Config, route: &config::RouteConfig) -> Option<Route<A>>
+where
+    A::Cidr: CidrFrom,
+{
+    let gateway = A::from_ip(route.gateway)?;
+    let destination = A::Cidr::from_net(route.destination)?;
     let port = config.ports.iter().position(|port| match &route.port {
         Some(name) => port.name == *name,
         None => port
             .addresses
             .iter()
-            .any(|net| net.contains(&IpAddr::V4(gateway))),
+            .any(|net| net.contains(&route.gateway)),
     })?;
     Some(Route {
-        destination: Ipv4Cidr::new(destination.addr(), destination.prefix_len()).ok()?,
-        gateway: (gateway != Ipv4Addr::UNSPECIFIED).then_some(gateway),
+        destination,
+        gateway: (gateway != A::UNSPECIFIED).then_some(gateway),
         port: port as u16,
     })
+}
+
+/// A prefix of the dataplane's from the configuration's.
+trait CidrFrom: Sized {
+    fn from_net(net: ipnet::IpNet) -> Option<Self>;
+}
+
+impl CidrFrom for Ipv4Cidr {
+    fn from_net(net: ipnet::IpNet) -> Option<Self> {
+        match net {
+            ipnet::IpNet::V4(net) => Ipv4Cidr::new(net.addr(), net.prefix_len()).ok(),
+            ipnet::IpNet::V6(_) => None,
+        }
+    }
+}
+
+impl CidrFrom for Ipv6Cidr {
+    fn from_net(net: ipnet::IpNet) -> Option<Self> {
+        match net {
+            ipnet::IpNet::V6(net) => Ipv6Cidr::new(net.addr(), net.prefix_len()).ok(),
+            ipnet::IpNet::V4(_) => None,
+        }
+    }
 }
 
 fn method(forward: ForwardMethod) -> Method {
@@ -654,11 +678,32 @@ fn protocol_number(protocol: Protocol) -> u8 {
 }
 
 /// The dataplane's scheduler for a supported name (see `unsupported_service`).
-fn scheduler_kind(name: SchedulerName) -> SchedulerKind {
-    match name {
+/// The dataplane's scheduler for a service: ipvsadm's `-s` and `-b`.
+fn scheduler_config(spec: &ServiceSpec) -> SchedulerConfig {
+    let kind = match spec.scheduler {
+        SchedulerName::Rr => SchedulerKind::RoundRobin,
         SchedulerName::Wrr => SchedulerKind::WeightedRoundRobin,
-        _ => SchedulerKind::RoundRobin,
-    }
+        SchedulerName::Lc => SchedulerKind::LeastConnection,
+        SchedulerName::Wlc => SchedulerKind::WeightedLeastConnection,
+        SchedulerName::Sed => SchedulerKind::ShortestExpectedDelay,
+        SchedulerName::Nq => SchedulerKind::NeverQueue,
+        SchedulerName::Lblc => SchedulerKind::LocalityLeastConnection,
+        SchedulerName::Lblcr => SchedulerKind::LocalityLeastConnectionReplicated,
+        SchedulerName::Dh => SchedulerKind::DestinationHashing,
+        SchedulerName::Sh => SchedulerKind::SourceHashing,
+        SchedulerName::Fo => SchedulerKind::WeightedFailover,
+        SchedulerName::Ovf => SchedulerKind::WeightedOverflow,
+        SchedulerName::Twos => SchedulerKind::TwoRandomChoices,
+        SchedulerName::Mh => SchedulerKind::MaglevHashing,
+    };
+    // The names were checked when the service was defined.
+    let flags = spec
+        .scheduler_flags
+        .iter()
+        .filter_map(|name| SchedulerFlag::parse(name, spec.scheduler).ok())
+        .filter_map(|flag| SchedulerFlags::bit(flag.bit))
+        .fold(SchedulerFlags::NONE, |all, flag| all | flag);
+    SchedulerConfig::new(kind).with_flags(flags)
 }
 
 fn service_totals(workers: &[&WorkerCounters], slot: u32) -> TrafficTotals {
@@ -695,6 +740,7 @@ mod tests {
 
     use super::*;
     use crate::config;
+    use crate::model::Persistence;
 
     const LIMITS: Limits = Limits {
         services: 4,
@@ -744,6 +790,7 @@ addresses = ["198.18.1.1/24"]
             scheduler,
             scheduler_flags: Vec::new(),
             persistence: None,
+            local_addresses: Vec::new(),
         }
     }
 
@@ -819,27 +866,41 @@ addresses = ["198.18.1.1/24"]
     #[test]
     fn what_the_dataplane_cannot_do_is_refused_and_changes_nothing() {
         let mut control = control();
-        let refusal = control
-            .apply(&Change::AddService(service(80, SchedulerName::Lc)))
-            .unwrap_err();
+        let persistent = ServiceSpec {
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 32,
+            }),
+            ..service(80, SchedulerName::Lc)
+        };
+        let refusal = control.apply(&Change::AddService(persistent)).unwrap_err();
         assert_eq!(refusal.status, Status::Unsupported);
         assert!(
-            refusal.message.contains("'lc' is not supported yet"),
+            refusal
+                .message
+                .contains("Persistence (-p) is not supported yet"),
             "{}",
             refusal.message
         );
         control
             .apply(&Change::AddService(service(80, SchedulerName::Rr)))
             .unwrap();
-        let mut routed = real(11, 1);
-        routed.forward = ForwardMethod::Route;
+        let mut fullnat = real(11, 1);
+        fullnat.forward = ForwardMethod::FullNat;
         let refusal = control
             .apply(&Change::AddRealServer(RealServerChange {
                 service: key(80),
-                real_server: routed,
+                real_server: fullnat,
             }))
             .unwrap_err();
-        assert_eq!(refusal.status, Status::Unsupported);
+        assert_eq!(refusal.status, Status::Invalid);
+        assert!(
+            refusal
+                .message
+                .contains("FULLNAT needs an IPv4 local address"),
+            "{}",
+            refusal.message
+        );
         let mut heavy = real(11, 1);
         heavy.weight = 70_000;
         let refusal = control
@@ -860,12 +921,57 @@ addresses = ["198.18.1.1/24"]
 protocol = "tcp"
 address = "198.18.0.10:80"
 scheduler = "sh"
+persistence = { timeout = 300, netmask = 32 }
 "#,
         );
         let problems = Control::new(&config, vec![MacAddr::ZERO; 2], LIMITS).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path, "services[0]");
-        assert!(problems[0].message.contains("'sh' is not supported yet"));
+        assert!(
+            problems[0]
+                .message
+                .contains("Persistence (-p) is not supported yet")
+        );
+    }
+
+    /// Every ipvsadm scheduler reaches the dataplane, with its `-b` flags
+    /// and the real servers' thresholds.
+    #[test]
+    fn schedulers_flags_and_thresholds_reach_the_snapshot() {
+        let mut control = control();
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        for name in SchedulerName::ALL {
+            control
+                .apply(&Change::EditService(service(80, name)))
+                .unwrap();
+            let snapshot = control.snapshot();
+            assert_eq!(
+                snapshot.services[0].scheduler.kind().name(),
+                name.to_string()
+            );
+        }
+        let mut mh = service(80, SchedulerName::Mh);
+        mh.scheduler_flags = vec!["mh-fallback".into(), "mh-port".into()];
+        control.apply(&Change::EditService(mh)).unwrap();
+        let mut limited = real(11, 1);
+        limited.upper_threshold = 100;
+        limited.lower_threshold = 50;
+        control
+            .apply(&Change::AddRealServer(RealServerChange {
+                service: key(80),
+                real_server: limited,
+            }))
+            .unwrap();
+        let snapshot = control.snapshot();
+        let service = &snapshot.services[0];
+        assert_eq!(
+            service.scheduler.config().flags,
+            SchedulerFlags::FALLBACK | SchedulerFlags::PORT
+        );
+        let rs = &service.real_servers[0];
+        assert_eq!((rs.upper_threshold, rs.lower_threshold), (100, 50));
     }
 
     #[test]

@@ -1036,6 +1036,7 @@ impl State {
                 timeout,
                 netmask: self.netmask.unwrap_or(host_prefix),
             }),
+            local_addresses: Vec::new(),
         })
     }
 
@@ -1244,6 +1245,7 @@ mod tests {
             scheduler,
             scheduler_flags: vec![],
             persistence: None,
+            local_addresses: Vec::new(),
         }
     }
 

@@ -508,6 +508,7 @@ pub(super) mod tests {
                 scheduler,
                 scheduler_flags: flags.iter().map(|flag| (*flag).to_owned()).collect(),
                 persistence: persistence.map(|(timeout, netmask)| Persistence { timeout, netmask }),
+                local_addresses: Vec::new(),
             },
             stats,
             rates,

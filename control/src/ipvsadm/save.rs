@@ -227,6 +227,7 @@ pub(super) mod tests {
                     timeout: 60,
                     netmask: 64,
                 }),
+                local_addresses: Vec::new(),
             },
             stats: Default::default(),
             rates: Default::default(),

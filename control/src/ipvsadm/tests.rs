@@ -125,6 +125,7 @@ fn commands_map_to_requests() {
         scheduler: SchedulerName::Rr,
         scheduler_flags: vec![],
         persistence: None,
+        local_addresses: Vec::new(),
     };
     let change = RealServerChange {
         service: web(),

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 
+use super::ip::Ip;
 use super::*;
 use crate::counters::{DropReason, Event};
 use crate::sched::SchedulerKind;
@@ -581,18 +582,24 @@ fn nat_round_trip(frame: &[u8], to: Ipv4Addr, to_port: u16) -> Vec<u8> {
     let original_port = inspect_loose(frame).1.port();
     let ttl = inspect(frame).ttl;
     let mut bytes = frame.to_vec();
-    rewrite_destination(&mut bytes, to, to_port);
+    nat_destination(&mut bytes, to, to_port);
     let seen = inspect(&bytes);
     assert_eq!(
         (seen.dst, seen.ttl),
         (SocketAddrV4::new(to, to_port), ttl - 1)
     );
-    rewrite_destination(&mut bytes, original, original_port);
+    nat_destination(&mut bytes, original, original_port);
     assert_eq!(inspect(&bytes).ttl, ttl - 2);
     let mut ip = Ipv4Packet::new_unchecked(&mut bytes[14..]);
     ip.set_ttl(ttl);
     ip.fill_checksum();
     bytes
+}
+
+fn nat_destination(frame: &mut [u8], address: Ipv4Addr, port: u16) {
+    let packet = &mut frame[ETHERNET_HEADER..];
+    let header = Ipv4Addr::parse(packet).expect("a valid IPv4 header");
+    Ipv4Addr::translate(packet, &header, None, Some((address, port)));
 }
 
 fn inspect_loose(frame: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
