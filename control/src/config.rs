@@ -82,6 +82,9 @@ pub struct DataplaneConfig {
     pub connections_per_worker: u32,
     /// Connection table entries of each worker, IPv6.
     pub ipv6_connections_per_worker: u32,
+    /// Persistence templates (one per client network and persistent
+    /// service), shared by all workers.
+    pub persistence_templates: u32,
     /// 0: poll without pause (production). Otherwise a worker sleeps this
     /// many microseconds after `idle_polls` empty polls in a row, which
     /// leaves CPU to others on small shared machines and in tests.
@@ -105,6 +108,7 @@ impl Default for DataplaneConfig {
             tx_descriptors: 1024,
             connections_per_worker: 1 << 20,
             ipv6_connections_per_worker: 1 << 18,
+            persistence_templates: 1 << 18,
             idle_sleep_us: 0,
             idle_polls: 10_000,
             neighbour_timeout: 300,
@@ -796,7 +800,7 @@ fn local_address_problem(address: IpAddr, ports: &[PortConfig]) -> Option<String
 type Limit = (&'static str, fn(&Config) -> Option<u64>, u64, u64);
 
 #[rustfmt::skip]
-const LIMITS: [Limit; 14] = [
+const LIMITS: [Limit; 15] = [
     ("dataplane.workers", |c| c.dataplane.workers.map(u64::from), 1, MAX_WORKERS),
     ("dataplane.mbufs", |c| Some(c.dataplane.mbufs.into()), 1023, 1 << 26),
     // RTE_MEMPOOL_CACHE_MAX_SIZE. DPDK also wants the cache at most
@@ -806,6 +810,7 @@ const LIMITS: [Limit; 14] = [
     ("dataplane.tx_descriptors", |c| Some(c.dataplane.tx_descriptors.into()), 64, 16384),
     ("dataplane.connections_per_worker", |c| Some(c.dataplane.connections_per_worker.into()), 1024, 1 << 27),
     ("dataplane.ipv6_connections_per_worker", |c| Some(c.dataplane.ipv6_connections_per_worker.into()), 1024, 1 << 27),
+    ("dataplane.persistence_templates", |c| Some(c.dataplane.persistence_templates.into()), 1024, 1 << 27),
     ("dataplane.idle_sleep_us", |c| Some(c.dataplane.idle_sleep_us.into()), 0, 100_000),
     ("dataplane.idle_polls", |c| Some(c.dataplane.idle_polls.into()), 1, 100_000_000),
     ("dataplane.neighbour_timeout", |c| Some(c.dataplane.neighbour_timeout.into()), 5, 86_400),

@@ -130,6 +130,13 @@ named_counters! {
         NeighbourExpired => "neighbour_expired",
         /// Packets handed to the kernel's exception path.
         ToKernel => "to_kernel",
+        /// A persistence template was placed for a client.
+        TemplateCreated => "template_created",
+        /// A live template made room for another client's.
+        TemplateEvicted => "template_evicted",
+        /// Templates could not be placed under contention; the connection
+        /// went without one.
+        TemplateUnplaced => "template_unplaced",
         SnapshotAdopted => "snapshot_adopted",
         /// A configuration had more static neighbours or FULLNAT local
         /// addresses than a worker's tables hold; the rest were left out.

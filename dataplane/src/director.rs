@@ -33,8 +33,9 @@ use crate::counters::{DropReason, Event, WorkerCounters, unbump};
 use crate::family::Family;
 use crate::frame::Frame;
 use crate::neighbour::NeighbourTable;
+use crate::persistence::{RecentExtensions, Templates};
 use crate::sched::SchedulerState;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Persistence, Snapshot};
 use crate::time::{Duration, Instant};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, MacAddr, TcpPacket, UdpPacket};
 
@@ -81,7 +82,7 @@ pub enum Request {
 }
 
 /// Sizing and identity of a worker's director.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DirectorParams {
     /// IPv4 connections the table holds.
     pub connections: u32,
@@ -94,6 +95,8 @@ pub struct DirectorParams {
     /// This worker's share of FULLNAT local ports: `worker` of `workers`.
     pub worker: u16,
     pub workers: u16,
+    /// Persistence templates, shared by every worker.
+    pub templates: Arc<Templates>,
 }
 
 /// A small fixed-capacity FIFO; pushes beyond capacity are refused.
@@ -204,6 +207,10 @@ pub struct Director {
     snapshot: Arc<Snapshot>,
     planes: Planes,
     schedulers: Box<[SchedulerState]>,
+    /// Each service slot's persistence, from the snapshot.
+    persistence: Box<[Option<Persistence>]>,
+    templates: Arc<Templates>,
+    extended: RecentExtensions,
     counters: Arc<WorkerCounters>,
     requests: Outbox<Request, OUTBOX_CAPACITY>,
     resolved: Outbox<IpAddr, OUTBOX_CAPACITY>,
@@ -271,6 +278,9 @@ impl Director {
                 v6: Plane::new(params.connections_v6, &params, &snapshot, now),
             },
             schedulers,
+            persistence: vec![None; counters.service_slots()].into_boxed_slice(),
+            templates: params.templates,
+            extended: RecentExtensions::default(),
             counters,
             requests: Outbox::new(),
             resolved: Outbox::new(),
@@ -330,9 +340,14 @@ impl Director {
     /// static neighbours, FULLNAT local addresses; forgets remembered next
     /// hops (routes may have changed).
     fn adopt_static_state(&mut self, now: Instant) {
+        self.persistence.fill(None);
         for service in &self.snapshot.services {
-            if let Some(state) = self.schedulers.get_mut(usize::from(service.slot)) {
+            let slot = usize::from(service.slot);
+            if let Some(state) = self.schedulers.get_mut(slot) {
                 state.prepare(service);
+            }
+            if let Some(persistence) = self.persistence.get_mut(slot) {
+                *persistence = service.persistence;
             }
         }
         self.adopt_family::<Ipv4Addr>(now);
@@ -678,5 +693,7 @@ fn parse_transport<A: Ip>(header: &Header<A>, segment: &[u8]) -> Result<Transpor
 
 #[cfg(test)]
 mod mode_tests;
+#[cfg(test)]
+mod persistence_tests;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod family;
 pub mod frame;
 pub mod neighbour;
+pub mod persistence;
 pub mod route;
 pub mod sched;
 pub mod snapshot;

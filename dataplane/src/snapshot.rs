@@ -63,6 +63,17 @@ pub struct Service {
     /// FULLNAT's local addresses (LIPs) for this service's connections,
     /// of the VIP's family; empty when no real server uses FULLNAT.
     pub local_addresses: Vec<IpAddr>,
+    /// `-p`/`-M`: clients stick to their real server.
+    pub persistence: Option<Persistence>,
+}
+
+/// A persistent service's settings (`ipvsadm -p timeout -M netmask`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds a client's template outlives its last packet.
+    pub timeout: u32,
+    /// Leading bits of the client address that name a client (`-M`).
+    pub prefix: u8,
 }
 
 impl Service {
@@ -92,6 +103,7 @@ impl Service {
             real_servers,
             schedule_fingerprint: hasher.finish(),
             local_addresses: Vec::new(),
+            persistence: None,
         }
     }
 }

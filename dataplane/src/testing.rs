@@ -19,6 +19,7 @@ use crate::counters::WorkerCounters;
 use crate::director::{Director, DirectorParams};
 use crate::engine::{Engine, PacketIo};
 use crate::frame::VecFrame;
+use crate::persistence::Templates;
 use crate::sched::SchedulerKind;
 use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot, SnapshotParts};
 use crate::time::{Duration, Instant};
@@ -209,6 +210,23 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(snapshot: Snapshot, connections: u32) -> Lab {
+        Lab::worker(
+            Arc::new(snapshot),
+            connections,
+            0,
+            1,
+            Arc::new(Templates::new(1024, 7)),
+        )
+    }
+
+    /// Worker `worker` of `workers`, sharing `templates` with the others.
+    pub fn worker(
+        snapshot: Arc<Snapshot>,
+        connections: u32,
+        worker: u16,
+        workers: u16,
+        templates: Arc<Templates>,
+    ) -> Lab {
         let counters = Arc::new(WorkerCounters::new(16, 16));
         let now = Instant(1_000_000_000);
         let director = Director::new(
@@ -217,10 +235,11 @@ impl Lab {
                 connections_v6: 1024,
                 neighbours: 64,
                 hash_seed: SEED,
-                worker: 0,
-                workers: 1,
+                worker,
+                workers,
+                templates,
             },
-            Arc::new(snapshot),
+            snapshot,
             Arc::clone(&counters),
             now,
         );
@@ -310,6 +329,7 @@ pub mod replay {
     use crate::director::{BURST, Director, DirectorParams};
     use crate::engine::{Engine, PacketIo};
     use crate::frame::VecFrame;
+    use crate::persistence::Templates;
     use crate::route::Route;
     use crate::sched::SchedulerKind;
     use crate::snapshot::{
@@ -452,6 +472,7 @@ pub mod replay {
                     hash_seed: SEED,
                     worker: 0,
                     workers: 1,
+                    templates: Arc::new(Templates::new(1024, 7)),
                 },
                 Arc::new(snapshot(2)),
                 counters,

@@ -20,7 +20,7 @@ mod state;
 mod stats;
 
 pub use server::{ControlSocket, Handler};
-pub use state::{Change, Control, Limits, Refusal, unsupported_service};
+pub use state::{Change, Control, Limits, Refusal};
 pub use stats::Estimator;
 
 use std::hash::{BuildHasher, Hasher};
@@ -32,6 +32,7 @@ use dataplane::conn::HashSeed;
 use dataplane::counters::WorkerCounters;
 use dataplane::director::{Director, DirectorParams};
 use dataplane::engine::Engine;
+use dataplane::persistence::Templates;
 use dataplane::snapshot::{Retired, SnapshotCell};
 use dataplane::time::CycleClock;
 use dataplane::wire::MacAddr;
@@ -360,6 +361,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let clock = CycleClock::new(tsc(), eal.tsc_hz());
     let worker_stop = Arc::new(AtomicBool::new(false));
     let hash_seed = random_seed();
+    let templates = Arc::new(Templates::new(
+        config.dataplane.persistence_templates,
+        hash_seed.0[1],
+    ));
     let idle = IdleBackoff {
         polls: config.dataplane.idle_polls,
         sleep: StdDuration::from_micros(u64::from(config.dataplane.idle_sleep_us)),
@@ -379,6 +384,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 hash_seed,
                 worker: index as u16,
                 workers: worker_count as u16,
+                templates: Arc::clone(&templates),
             },
             snapshots.load(),
             Arc::clone(&counters),

@@ -24,7 +24,7 @@ use dataplane::route::Route;
 use dataplane::sched::{SchedulerConfig, SchedulerFlags, SchedulerKind};
 use dataplane::snapshot::FamilyView;
 use dataplane::snapshot::{
-    PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
+    Persistence, PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
 };
 use dataplane::time::Duration;
 use dataplane::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
@@ -391,6 +391,10 @@ impl Control {
                     real_servers,
                 );
                 service.local_addresses = self.local_addresses(&entry.spec);
+                service.persistence = entry.spec.persistence.map(|p| Persistence {
+                    timeout: p.timeout,
+                    prefix: p.netmask,
+                });
                 service
             })
             .collect();
@@ -575,9 +579,7 @@ impl Control {
         {
             return Err(Refusal::new(Status::Invalid, problem.to_string()));
         }
-        unsupported_service(spec).map_or(Ok(()), |message| {
-            Err(Refusal::new(Status::Unsupported, message))
-        })
+        Ok(())
     }
 
     fn check_real_server(
@@ -606,14 +608,6 @@ impl Control {
         }
         Ok(())
     }
-}
-
-/// What the dataplane cannot do yet, in a service definition.
-pub fn unsupported_service(spec: &ServiceSpec) -> Option<String> {
-    if spec.persistence.is_some() {
-        return Some("Persistence (-p) is not supported yet".to_owned());
-    }
-    None
 }
 
 /// A validated TOML route of family `A` as the dataplane's; its port is
@@ -864,24 +858,8 @@ addresses = ["198.18.1.1/24"]
     }
 
     #[test]
-    fn what_the_dataplane_cannot_do_is_refused_and_changes_nothing() {
+    fn invalid_changes_are_refused_and_change_nothing() {
         let mut control = control();
-        let persistent = ServiceSpec {
-            persistence: Some(Persistence {
-                timeout: 300,
-                netmask: 32,
-            }),
-            ..service(80, SchedulerName::Lc)
-        };
-        let refusal = control.apply(&Change::AddService(persistent)).unwrap_err();
-        assert_eq!(refusal.status, Status::Unsupported);
-        assert!(
-            refusal
-                .message
-                .contains("Persistence (-p) is not supported yet"),
-            "{}",
-            refusal.message
-        );
         control
             .apply(&Change::AddService(service(80, SchedulerName::Rr)))
             .unwrap();
@@ -915,23 +893,51 @@ addresses = ["198.18.1.1/24"]
     }
 
     #[test]
-    fn unsupported_parts_of_the_file_are_named_by_path() {
+    fn refused_parts_of_the_file_are_named_by_path() {
         let config = config_with(
             r#"[[services]]
 protocol = "tcp"
 address = "198.18.0.10:80"
 scheduler = "sh"
-persistence = { timeout = 300, netmask = 32 }
+
+[[services.real_servers]]
+address = "198.18.1.11:80"
+forward = "fullnat"
 "#,
         );
         let problems = Control::new(&config, vec![MacAddr::ZERO; 2], LIMITS).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].path, "services[0]");
+        assert_eq!(problems[0].path, "services[0].real_servers[0]");
         assert!(
             problems[0]
                 .message
-                .contains("Persistence (-p) is not supported yet")
+                .contains("FULLNAT needs an IPv4 local address")
         );
+    }
+
+    #[test]
+    fn persistence_reaches_the_snapshot() {
+        let mut control = control();
+        let persistent = ServiceSpec {
+            persistence: Some(Persistence {
+                timeout: 60,
+                netmask: 24,
+            }),
+            ..service(80, SchedulerName::Lc)
+        };
+        control.apply(&Change::AddService(persistent)).unwrap();
+        control
+            .apply(&Change::AddService(service(81, SchedulerName::Rr)))
+            .unwrap();
+        let snapshot = control.snapshot();
+        assert_eq!(
+            snapshot.services[0].persistence,
+            Some(dataplane::snapshot::Persistence {
+                timeout: 60,
+                prefix: 24
+            })
+        );
+        assert_eq!(snapshot.services[1].persistence, None);
     }
 
     /// Every ipvsadm scheduler reaches the dataplane, with its `-b` flags

@@ -20,6 +20,7 @@ use crate::conn::{
 use crate::counters::{DropReason, Event, bump, unbump};
 use crate::frame::Frame;
 use crate::neighbour::Resolution;
+use crate::persistence::{Placement, TemplateKey, seconds};
 use crate::route::NextHop;
 use crate::sched::PickInput;
 use crate::time::Instant;
@@ -158,12 +159,46 @@ impl Director {
             now,
             load: &*self.counters,
         };
-        let picked = self
-            .schedulers
-            .get_mut(usize::from(service.slot))
-            .and_then(|state| state.pick(service, &input))
-            .map(|i| &service.real_servers[i]);
-        let Some(real_server) = picked else {
+        let second = seconds(now);
+        let template = service.persistence.map(|persistence| {
+            (
+                persistence,
+                TemplateKey::new(&self.templates, service.slot, key.src, persistence.prefix),
+            )
+        });
+        // A persistent client goes where its template says, while that
+        // real server is in the service (quiesced or not, as IPVS).
+        let remembered =
+            template.and_then(|(_, template)| self.templates.lookup(&template, second));
+        let position = |slot: u32| service.real_servers.iter().position(|rs| rs.slot == slot);
+        let mut picked = remembered.and_then(position);
+        if picked.is_none() {
+            picked = self
+                .schedulers
+                .get_mut(usize::from(service.slot))
+                .and_then(|state| state.pick(service, &input));
+            if let (Some(index), Some((persistence, template))) = (picked, template) {
+                let placement = self.templates.place(
+                    &template,
+                    service.real_servers[index].slot,
+                    second.saturating_add(persistence.timeout),
+                    second,
+                    remembered,
+                );
+                match placement {
+                    Placement::Placed { evicted } => {
+                        self.counters.count(Event::TemplateCreated);
+                        if evicted {
+                            self.counters.count(Event::TemplateEvicted);
+                        }
+                    }
+                    // Another worker placed this client's template first.
+                    Placement::Adopted(slot) => picked = position(slot).or(picked),
+                    Placement::Unplaced => self.counters.count(Event::TemplateUnplaced),
+                }
+            }
+        }
+        let Some(real_server) = picked.map(|i| &service.real_servers[i]) else {
             // As IPVS: tell the client the port is unreachable.
             self.counters.count_drop(DropReason::NoRealServer);
             let vip = key.dst;
@@ -301,6 +336,9 @@ impl Director {
         }
         self.track(now, id, &conn, direction, flow.transport.signal);
         self.count_traffic(&conn, direction, header.len as u64);
+        if direction == Direction::In {
+            self.keep_template(now, &conn);
+        }
         match plan.rewrite {
             Rewrite::Translate { src, dst } => {
                 A::translate(&mut frame.as_mut()[ETHERNET_HEADER..], &header, src, dst);
@@ -316,6 +354,27 @@ impl Director {
             }
         }
         self.emit(now, frame.as_mut(), hop)
+    }
+
+    /// A persistent connection's packets keep its client's template alive:
+    /// it expires its timeout after the last packet of any connection of
+    /// that client, on any worker.
+    #[inline]
+    fn keep_template<A: Ip>(&mut self, now: Instant, conn: &Conn<A>) {
+        let Some(Some(persistence)) = self.persistence.get(usize::from(conn.service)) else {
+            return;
+        };
+        let template = TemplateKey::new(
+            &self.templates,
+            conn.service,
+            conn.client,
+            persistence.prefix,
+        );
+        let second = seconds(now);
+        if self.extended.first_this_second(&template, second) {
+            self.templates
+                .extend(&template, second.saturating_add(persistence.timeout));
+        }
     }
 
     fn count_traffic<A: Ip>(&self, conn: &Conn<A>, direction: Direction, bytes: u64) {

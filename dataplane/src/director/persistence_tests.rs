@@ -1,0 +1,183 @@
+//! Persistence (`-p`, `-M`) through the engine: a client's connections
+//! stay on one real server, on every worker, until its template expires.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use super::*;
+use crate::persistence::{Templates, seconds};
+use crate::sched::SchedulerKind;
+use crate::snapshot::Persistence;
+use crate::testing::*;
+use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, builder};
+
+const TIMEOUT: u32 = 60;
+
+/// The NAT topology's TCP service, round robin, persistent for 60 s per
+/// /24 of clients, with the real servers `keep` accepts.
+fn persistent_snapshot(generation: u64, keep: impl Fn(usize) -> bool) -> Arc<Snapshot> {
+    let mut service = nat_service(
+        0,
+        6,
+        TCP_VPORT,
+        TCP_RPORT,
+        SchedulerKind::RoundRobin,
+        [1, 1],
+        0,
+    );
+    let mut index = 0;
+    service.real_servers.retain(|_| {
+        index += 1;
+        keep(index - 1)
+    });
+    service.persistence = Some(Persistence {
+        timeout: TIMEOUT,
+        prefix: 24,
+    });
+    Arc::new(snapshot_of(generation, vec![service]))
+}
+
+fn worker(index: u16, templates: &Arc<Templates>) -> Lab {
+    let mut lab = Lab::worker(
+        persistent_snapshot(1, |_| true),
+        1024,
+        index,
+        2,
+        Arc::clone(templates),
+    );
+    lab.learn_neighbours();
+    lab
+}
+
+/// The real server a SYN from `client:port` went to.
+fn connect(lab: &mut Lab, client: Ipv4Addr, port: u16) -> Ipv4Addr {
+    let syn = builder::tcp_v4_frame(
+        CLIENT_MAC,
+        WAN_MAC,
+        SocketAddrV4::new(client, port),
+        SocketAddrV4::new(VIP, TCP_VPORT),
+        TcpFlags::SYN,
+        1,
+        0,
+        &[],
+    );
+    let sent = lab.receive(WAN, &syn);
+    assert_eq!(sent.len(), 1, "the SYN was forwarded");
+    let ethernet = EthernetFrame::new_checked(&sent[0].1[..]).unwrap();
+    Ipv4Packet::new_checked(ethernet.payload())
+        .unwrap()
+        .dst_addr()
+}
+
+fn client(host: u8) -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, 7, host)
+}
+
+#[test]
+fn a_client_keeps_its_real_server_across_source_ports() {
+    let templates = Arc::new(Templates::new(1024, 3));
+    let mut lab = worker(0, &templates);
+    let first = connect(&mut lab, client(1), 40000);
+    for port in 40001..40100 {
+        assert_eq!(connect(&mut lab, client(1), port), first, "port {port}");
+    }
+    // Round robin still alternates between clients of other networks.
+    let others: Vec<Ipv4Addr> = (0..4u8)
+        .map(|net| connect(&mut lab, Ipv4Addr::new(198, 19, 10 + net, 1), 5000))
+        .collect();
+    assert!(
+        others.contains(&RIPS[0]) && others.contains(&RIPS[1]),
+        "{others:?}"
+    );
+    // The netmask makes the /24 one client.
+    assert_eq!(connect(&mut lab, client(200), 6000), first);
+    assert_eq!(lab.counters.events(Event::TemplateCreated), 5);
+}
+
+/// Two workers (RSS spreads a client's source ports over them) send one
+/// client to the same real server.
+#[test]
+fn persistence_holds_across_workers() {
+    let templates = Arc::new(Templates::new(1024, 3));
+    let mut workers = [worker(0, &templates), worker(1, &templates)];
+    for host in 1..=20u8 {
+        // A rotating offset, so that the workers' round robins disagree.
+        let first = connect(
+            &mut workers[usize::from(host) % 2],
+            Ipv4Addr::new(198, 19, host, 1),
+            40000,
+        );
+        for port in 40001..40010 {
+            let lab = &mut workers[usize::from(port) % 2];
+            assert_eq!(
+                connect(lab, Ipv4Addr::new(198, 19, host, 1), port),
+                first,
+                "client {host}, port {port}"
+            );
+        }
+    }
+    let created: u64 = workers
+        .iter()
+        .map(|w| w.counters.events(Event::TemplateCreated))
+        .sum();
+    assert_eq!(created, 20, "one template per client");
+}
+
+#[test]
+fn templates_expire_after_the_timeout_unless_packets_keep_them() {
+    let templates = Arc::new(Templates::new(1024, 3));
+    let mut lab = worker(0, &templates);
+    let first = connect(&mut lab, client(1), 40000);
+    // Packets of the open connection keep the template alive past its
+    // first timeout.
+    for _ in 0..3 {
+        lab.advance(Duration::from_secs(u64::from(TIMEOUT) / 2));
+        let ack = builder::tcp_v4_frame(
+            CLIENT_MAC,
+            WAN_MAC,
+            SocketAddrV4::new(client(1), 40000),
+            SocketAddrV4::new(VIP, TCP_VPORT),
+            TcpFlags::ACK,
+            2,
+            1,
+            b"x",
+        );
+        assert_eq!(lab.receive(WAN, &ack).len(), 1);
+    }
+    assert_eq!(connect(&mut lab, client(1), 40001), first);
+    let listed = listing(&templates, lab.now);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].client, Ipv4Addr::new(198, 19, 7, 0));
+    // Silence for the whole timeout: the next connection is scheduled
+    // afresh (round robin moves on to the other real server).
+    lab.advance(Duration::from_secs(u64::from(TIMEOUT) + 1));
+    assert!(listing(&templates, lab.now).is_empty());
+    let next = connect(&mut lab, client(1), 40002);
+    assert_ne!(next, first);
+    assert_eq!(connect(&mut lab, client(1), 40003), next);
+}
+
+#[test]
+fn a_template_naming_a_removed_real_server_is_replaced() {
+    let templates = Arc::new(Templates::new(1024, 3));
+    let mut lab = worker(0, &templates);
+    let first = connect(&mut lab, client(1), 40000);
+    let index = RIPS.iter().position(|&rip| rip == first).unwrap();
+    // Remove that real server: keep only the other one.
+    lab.engine
+        .adopt(persistent_snapshot(2, |i| i != index), lab.now);
+    let next = connect(&mut lab, client(1), 40001);
+    assert_eq!(next, RIPS[1 - index]);
+    let listed = listing(&templates, lab.now);
+    assert_eq!(listed.len(), 1, "replaced, not added");
+    assert_eq!(listed[0].real_server, (1 - index) as u32);
+}
+
+fn listing(templates: &Templates, now: Instant) -> Vec<crate::persistence::Template> {
+    let mut found = Vec::new();
+    assert_eq!(
+        templates.scan(0, usize::MAX, seconds(now), |t| found.push(t)),
+        None
+    );
+    found
+}
