@@ -12,15 +12,12 @@ use std::time::Duration;
 
 use rvs_lab::{
     BIG_FILE_BYTES, NatLab, Process, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, UDP_PORT, VIP,
-    big_file_sha256, run, tally, wait_until,
+    big_file_sha256, real_server_rows, run, tally, wait_until,
 };
 
 /// The first worker's counters, from `rvsadm -L --workers --json`.
 fn worker_counters(lab: &NatLab) -> serde_json::Value {
-    let text = lab.rvsadm_ok("-L --workers --json");
-    let workers: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
-    workers[0].clone()
+    lab.workers()[0].clone()
 }
 
 /// Drop reasons with a non-zero count, except what the hosts' kernels send
@@ -41,41 +38,6 @@ fn unexpected_drops(worker: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// One real-server row of `rvsadm -Ln`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Row {
-    address: String,
-    forward: String,
-    weight: u32,
-    active: u64,
-    inactive: u64,
-}
-
-fn rows(listing: &str) -> Vec<Row> {
-    listing
-        .lines()
-        .filter_map(|line| line.strip_prefix("  -> "))
-        .filter(|rest| !rest.starts_with("RemoteAddress"))
-        .map(|rest| {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            assert_eq!(fields.len(), 5, "row {rest:?}");
-            Row {
-                address: fields[0].to_owned(),
-                forward: fields[1].to_owned(),
-                weight: fields[2]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("weight in {rest:?}")),
-                active: fields[3]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("active in {rest:?}")),
-                inactive: fields[4]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("inactive in {rest:?}")),
-            }
-        })
-        .collect()
 }
 
 fn configure(lab: &NatLab, protocol: &str, port: u16, scheduler: &str) {
@@ -124,7 +86,7 @@ fn the_real_servers_port_may_differ_from_the_virtual_port() {
     let (rs1, rs2, failed) = tally(&lab.http_requests("/", 10));
     assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
     assert_eq!((rs1, rs2), (5, 5));
-    let rows = rows(&lab.rvsadm_ok("-Ln"));
+    let rows = real_server_rows(&lab.rvsadm_ok("-Ln"));
     assert!(
         rows.iter().all(|row| row.address.ends_with(":8080")),
         "{rows:?}"
@@ -146,7 +108,7 @@ fn weighted_round_robin_splits_by_weight() {
         lab.log_tail()
     );
     assert_eq!((rs1, rs2), (300, 100));
-    let rows = rows(&lab.rvsadm_ok("-Ln"));
+    let rows = real_server_rows(&lab.rvsadm_ok("-Ln"));
     assert_eq!(rows.iter().map(|r| r.weight).collect::<Vec<_>>(), [3, 1]);
     assert!(lab.rvsadm_ok("-Ln").contains(&format!("TCP  {VIP}:80 wrr")));
 }
@@ -154,7 +116,7 @@ fn weighted_round_robin_splits_by_weight() {
 /// Starts a rate-limited download of /big.bin and returns the running
 /// curl and the real server carrying it.
 fn start_transfer(lab: &NatLab, name: &str) -> (Process, usize, std::path::PathBuf) {
-    let before = rows(&lab.rvsadm_ok("-Ln"));
+    let before = real_server_rows(&lab.rvsadm_ok("-Ln"));
     let output = lab.dir().join(name);
     let mut curl = lab.client.command("curl");
     curl.args(["-sS", "--max-time", "120", "--limit-rate", "8M", "-o"])
@@ -164,7 +126,7 @@ fn start_transfer(lab: &NatLab, name: &str) -> (Process, usize, std::path::PathB
     let transfer = Process::spawn(curl);
     let mut carrier = None;
     let started = wait_until(Duration::from_secs(10), || {
-        let now = rows(&lab.rvsadm_ok("-Ln"));
+        let now = real_server_rows(&lab.rvsadm_ok("-Ln"));
         carrier = now.iter().position(|row| {
             before
                 .iter()
@@ -178,7 +140,7 @@ fn start_transfer(lab: &NatLab, name: &str) -> (Process, usize, std::path::PathB
         "the transfer never became an active connection\n{}",
         lab.log_tail()
     );
-    let address = rows(&lab.rvsadm_ok("-Ln"))[carrier.unwrap_or_default()]
+    let address = real_server_rows(&lab.rvsadm_ok("-Ln"))[carrier.unwrap_or_default()]
         .address
         .clone();
     let index = REAL_SERVERS
@@ -244,7 +206,7 @@ fn udp_services_balance_datagrams() {
         "{listing}"
     );
     // UDP flows count as inactive, as in IPVS, and last 300 s.
-    for row in rows(&listing) {
+    for row in real_server_rows(&listing) {
         assert_eq!(
             (row.forward.as_str(), row.active, row.inactive),
             ("Masq", 0, 10),
@@ -317,7 +279,7 @@ fn changes_refused_by_rvsd_print_ipvsadm_messages() {
         assert!(stderr.contains(message), "rvsadm {args}: {stderr}");
     }
     // Nothing changed.
-    assert_eq!(rows(&lab.rvsadm_ok("-Ln")).len(), 2);
+    assert_eq!(real_server_rows(&lab.rvsadm_ok("-Ln")).len(), 2);
 }
 
 #[test]
@@ -373,7 +335,7 @@ fn malformed_control_requests_are_answered_and_rvsd_keeps_serving() {
     let _silent = UnixStream::connect(&lab.socket).expect("connect");
 
     assert!(lab.rvsd_running(), "rvsd survived\n{}", lab.log_tail());
-    assert_eq!(rows(&lab.rvsadm_ok("-Ln")).len(), 2);
+    assert_eq!(real_server_rows(&lab.rvsadm_ok("-Ln")).len(), 2);
     let (rs1, rs2, failed) = tally(&lab.http_requests("/", 4));
     assert!(failed.is_empty());
     assert_eq!(rs1 + rs2, 4);
