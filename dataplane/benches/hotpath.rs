@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo bench -p dataplane --bench hotpath            # everything
-//! cargo bench -p dataplane --bench hotpath -- nat     # a group
+//! cargo bench -p dataplane --bench hotpath -- established   # a group
 //! ```
 //!
 //! Frames are `VecFrame`s refilled from templates before each burst (as a
@@ -30,14 +30,21 @@ use dataplane::wire::TcpFlags;
 
 const SEED: HashSeed = HashSeed([0x0123_4567, 0x89ab_cdef]);
 
-/// Established NAT flows, client to real server: parse, batched lookup,
-/// state tracking, rewrite with incremental checksums, next hop.
-fn nat_established(c: &mut Criterion) {
-    let mut group = c.benchmark_group("nat_established");
+/// Established flows, client to real server: parse, batched lookup,
+/// state tracking, the method's rewrite (NAT and FULLNAT with incremental
+/// checksums, DR only the MACs, TUN an outer header), next hop. NAT with
+/// 1, 1 000 and 1 000 000 flows; the other methods with a million.
+fn established(c: &mut Criterion) {
+    let mut group = c.benchmark_group("established");
     group.throughput(Throughput::Elements(BURST as u64));
-    for flows in [1usize, 1_000, 1_000_000] {
-        group.bench_function(BenchmarkId::from_parameter(flows), |b| {
-            let mut replay = Replay::established(flows, 2_000_000);
+    let cases = [1usize, 1_000, 1_000_000]
+        .map(|flows| (Method::Nat, flows))
+        .into_iter()
+        .chain([Method::FullNat, Method::DirectRoute, Method::Tunnel].map(|m| (m, 1_000_000)));
+    for (method, flows) in cases {
+        let id = BenchmarkId::new(method_name(method), flows);
+        group.bench_function(id, |b| {
+            let mut replay = Replay::established(method, flows, 2_000_000);
             b.iter(|| replay.burst(Instant(3)));
             let counters = replay.engine.director().counters();
             let dropped: u64 = DropReason::ALL.iter().map(|r| counters.drops(*r)).sum();
@@ -48,6 +55,15 @@ fn nat_established(c: &mut Criterion) {
     group.finish();
 }
 
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Nat => "nat",
+        Method::FullNat => "fullnat",
+        Method::DirectRoute => "dr",
+        Method::Tunnel => "tun",
+    }
+}
+
 /// New TCP connections: SYNs of fresh tuples scheduled (rr), inserted and
 /// forwarded; once the table (a million entries) is full, every insert
 /// also evicts.
@@ -56,7 +72,7 @@ fn new_connections(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BURST as u64));
     group.bench_function("syn", |b| {
         let syns = (0..4_000_000).map(|i| segment(i, TcpFlags::SYN)).collect();
-        let mut replay = Replay::new(1 << 20, syns);
+        let mut replay = Replay::new(1 << 20, Method::Nat, syns);
         b.iter(|| replay.burst(Instant(2)));
     });
     group.finish();
@@ -222,7 +238,7 @@ fn tsc_rate(_: &mut Criterion) {
 criterion_group!(
     benches,
     tsc_rate,
-    nat_established,
+    established,
     new_connections,
     scheduler_pick,
     conn_table

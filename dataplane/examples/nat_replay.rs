@@ -8,6 +8,7 @@
 //! perf record -e cpu-clock target/release/examples/nat_replay 1000 2000000
 //! ```
 
+use dataplane::conn::Method;
 use dataplane::director::BURST;
 use dataplane::testing::replay::Replay;
 use dataplane::time::Instant;
@@ -18,7 +19,7 @@ fn main() {
         eprintln!("usage: nat_replay FLOWS BURSTS");
         std::process::exit(2);
     };
-    let mut replay = Replay::established(flows.max(1), (2 * flows).max(1024) as u32);
+    let mut replay = Replay::established(Method::Nat, flows.max(1), (2 * flows).max(1024) as u32);
     let start = std::time::Instant::now();
     let cycles = dpdk_bind::tsc();
     for _ in 0..bursts {

@@ -162,7 +162,47 @@ pub struct RealServerCounters {
     pub active: AtomicU64,
     /// Other connections: handshaking, closing, and all UDP (InActConn).
     pub inactive: AtomicU64,
+    /// The other workers' `active` and `inactive` at the last
+    /// [`merge_loads`], written by the control thread only.
+    others_active: AtomicU64,
+    others_inactive: AtomicU64,
 }
+
+/// Gives every worker the other workers' connection counts of the real
+/// servers `slots`, so that least-connection schedulers and thresholds
+/// weigh the whole director's connections: a worker's own counts are
+/// exact, the others' are as old as the last merge. The control thread
+/// calls this every [`LOAD_MERGE_INTERVAL_MS`] milliseconds.
+pub fn merge_loads(workers: &[&WorkerCounters], slots: impl IntoIterator<Item = u32>) {
+    if workers.len() < 2 {
+        return;
+    }
+    // Each worker's counts are read once, so totals and shares agree.
+    let mut own: Vec<(u64, u64)> = Vec::with_capacity(workers.len());
+    for slot in slots {
+        own.clear();
+        own.extend(workers.iter().map(|w| {
+            let rs = w.real_server(slot);
+            (
+                rs.active.load(Ordering::Relaxed),
+                rs.inactive.load(Ordering::Relaxed),
+            )
+        }));
+        let active: u64 = own.iter().map(|&(a, _)| a).sum();
+        let inactive: u64 = own.iter().map(|&(_, i)| i).sum();
+        for (worker, &(own_active, own_inactive)) in workers.iter().zip(&own) {
+            let rs = worker.real_server(slot);
+            rs.others_active
+                .store(active - own_active, Ordering::Relaxed);
+            rs.others_inactive
+                .store(inactive - own_inactive, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How often the control thread merges the workers' connection counts:
+/// the bound on how stale another worker's counts are to a scheduler.
+pub const LOAD_MERGE_INTERVAL_MS: u64 = 10;
 
 /// A plain copy of [`TrafficCounters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -304,15 +344,19 @@ impl WorkerCounters {
     }
 }
 
-/// A worker's own counts are the load its schedulers see (with one worker,
-/// exactly IPVS's counts).
+/// The load a worker's schedulers see: its own connections now and the
+/// other workers' at the last merge (with one worker, exactly IPVS's
+/// counts).
 impl crate::sched::Load for WorkerCounters {
     #[inline]
     fn connections(&self, slot: u32) -> crate::sched::Connections {
         let counters = self.real_server(slot);
+        let total = |own: &AtomicU64, others: &AtomicU64| {
+            own.load(Ordering::Relaxed) + others.load(Ordering::Relaxed)
+        };
         crate::sched::Connections {
-            active: counters.active.load(Ordering::Relaxed),
-            inactive: counters.inactive.load(Ordering::Relaxed),
+            active: total(&counters.active, &counters.others_active),
+            inactive: total(&counters.inactive, &counters.others_inactive),
         }
     }
 }
@@ -320,6 +364,49 @@ impl crate::sched::Load for WorkerCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a merge each worker sees the others' connections beside its
+    /// own, and its own changes at once.
+    #[test]
+    fn merged_loads_add_the_other_workers_counts() {
+        use crate::sched::Load;
+        let workers: Vec<WorkerCounters> = (0..3).map(|_| WorkerCounters::new(4, 4)).collect();
+        for (i, worker) in workers.iter().enumerate() {
+            bump(&worker.real_server(1).active, 10 * (i as u64 + 1));
+            bump(&worker.real_server(1).inactive, 1);
+        }
+        let view: Vec<&WorkerCounters> = workers.iter().collect();
+        assert_eq!(
+            workers[0].connections(1).active,
+            10,
+            "before a merge: own only"
+        );
+        merge_loads(&view, [1]);
+        for worker in &workers {
+            assert_eq!(
+                (worker.connections(1).active, worker.connections(1).inactive),
+                (60, 3)
+            );
+        }
+        unbump(&workers[0].real_server(1).active, 10);
+        assert_eq!(
+            workers[0].connections(1).active,
+            50,
+            "own changes count at once"
+        );
+        assert_eq!(
+            workers[1].connections(1).active,
+            60,
+            "others' wait for the merge"
+        );
+        merge_loads(&view, [1]);
+        assert_eq!(workers[1].connections(1).active, 50);
+        assert_eq!(
+            workers[2].connections(2).active,
+            0,
+            "slots not merged stay apart"
+        );
+    }
 
     #[test]
     fn counters_are_named_and_indexed() {

@@ -313,11 +313,11 @@ impl Lab {
     }
 }
 
-/// Replays established NAT flows through an engine as fast as it takes
-/// them: the setup shared by the hot-path benchmarks and the profiling
-/// example. Clients live in 10.0.0.0/8 behind a router on the WAN side,
-/// two NAT real servers sit on the LAN, and every next hop is a static
-/// neighbour, so no ARP is involved. Frames are refilled from templates
+/// Replays established flows through an engine as fast as it takes them,
+/// in any forwarding method: the setup shared by the hot-path benchmarks
+/// and the profiling example. Clients live in 10.0.0.0/8 behind a router
+/// on the WAN side, two real servers sit on the LAN, and every next hop
+/// is a static neighbour, so no ARP is involved. Frames are refilled from templates
 /// before each burst (as a NIC's DMA fills mbufs) and collected by a sink
 /// that keeps them for reuse: nothing is allocated per burst.
 pub mod replay {
@@ -376,8 +376,13 @@ pub mod replay {
         Ipv4Cidr::new(Ipv4Addr::from(address), prefix_len).unwrap_or_else(|_| unreachable!())
     }
 
-    /// A NAT service on VIP:80 to `real_servers` servers on port 8080.
-    pub fn snapshot(real_servers: usize) -> Snapshot {
+    /// A FULLNAT local address on the LAN.
+    const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+
+    /// A service on VIP:80 to `real_servers` servers forwarded by
+    /// `method`, on port 8080 where the method maps ports.
+    pub fn snapshot(real_servers: usize, method: Method) -> Snapshot {
+        let port = if method.is_input_only() { 80 } else { 8080 };
         let rips: Vec<Ipv4Addr> = (0..real_servers)
             .map(|i| Ipv4Addr::new(198, 18, 1, 11 + i as u8))
             .collect();
@@ -399,13 +404,22 @@ pub mod replay {
             .map(|(i, &rip)| RealServer {
                 slot: i as u32,
                 address: IpAddr::V4(rip),
-                port: 8080,
+                port,
                 weight: 1,
-                method: Method::Nat,
+                method,
                 upper_threshold: 0,
                 lower_threshold: 0,
             })
             .collect();
+        let mut service = Service::new(
+            0,
+            6,
+            IpAddr::V4(VIP),
+            80,
+            SchedulerKind::RoundRobin,
+            real_servers,
+        );
+        service.local_addresses = vec![IpAddr::V4(LIP)];
         Snapshot::new(SnapshotParts {
             generation: 1,
             ports: vec![
@@ -418,14 +432,7 @@ pub mod replay {
                 port: WAN,
             }],
             neighbours,
-            services: vec![Service::new(
-                0,
-                6,
-                IpAddr::V4(VIP),
-                80,
-                SchedulerKind::RoundRobin,
-                real_servers,
-            )],
+            services: vec![service],
             ..SnapshotParts::default()
         })
     }
@@ -461,8 +468,8 @@ pub mod replay {
 
     impl Replay {
         /// An engine whose table holds `capacity` connections, replaying
-        /// `templates` in order.
-        pub fn new(capacity: u32, templates: Vec<Vec<u8>>) -> Replay {
+        /// `templates` in order to a service of `method`.
+        pub fn new(capacity: u32, method: Method, templates: Vec<Vec<u8>>) -> Replay {
             let counters = Arc::new(WorkerCounters::new(16, 64));
             let director = Director::new(
                 DirectorParams {
@@ -474,7 +481,7 @@ pub mod replay {
                     workers: 1,
                     templates: Arc::new(Templates::new(1024, 7)),
                 },
-                Arc::new(snapshot(2)),
+                Arc::new(snapshot(2, method)),
                 counters,
                 Instant(1),
             );
@@ -488,11 +495,12 @@ pub mod replay {
             }
         }
 
-        /// `flows` established connections (a SYN each, replayed first),
-        /// then their ACK segments.
-        pub fn established(flows: usize, capacity: u32) -> Replay {
+        /// `flows` established connections of `method` (a SYN each,
+        /// replayed first), then their ACK segments.
+        pub fn established(method: Method, flows: usize, capacity: u32) -> Replay {
             let mut replay = Replay::new(
                 capacity,
+                method,
                 (0..flows).map(|i| segment(i, TcpFlags::SYN)).collect(),
             );
             for _ in 0..flows.div_ceil(BURST) {

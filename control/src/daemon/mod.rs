@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use dataplane::conn::HashSeed;
-use dataplane::counters::WorkerCounters;
+use dataplane::counters::{LOAD_MERGE_INTERVAL_MS, WorkerCounters, merge_loads};
 use dataplane::director::{Director, DirectorParams};
 use dataplane::engine::Engine;
 use dataplane::persistence::Templates;
@@ -53,6 +53,11 @@ pub const LIMITS: Limits = Limits {
 const NEIGHBOURS: usize = 4096;
 /// How long a change waits for every worker to adopt it.
 const ADOPTION_TIMEOUT: StdDuration = StdDuration::from_secs(2);
+
+/// How often the control thread reclaims slots, frees old snapshots and
+/// samples rates.
+const TICK_INTERVAL: StdDuration = StdDuration::from_millis(100);
+
 /// Mbufs a worker may hold outside the NIC rings: a receive burst, the
 /// transmit buffers, frames waiting for ARP, its mempool cache.
 const MBUFS_PER_WORKER: u32 = 32 * 4 + dataplane::engine::WAITING_CAPACITY as u32;
@@ -182,6 +187,12 @@ impl Daemon {
             .map(|w| w.snapshot_generation.load(Ordering::Acquire))
             .min()
             .unwrap_or(u64::MAX)
+    }
+
+    /// Lets each worker's schedulers see the other workers' connections.
+    fn merge_loads(&self) {
+        let slots = lock(&self.control).real_server_slots();
+        merge_loads(&self.counters(), slots);
     }
 
     /// Periodic work of the control thread.
@@ -446,8 +457,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!(socket = %control_socket.path().display(), workers = worker_count, "rvsd ready");
 
     let mut last_sample = StdInstant::now();
+    let mut last_tick = StdInstant::now();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(StdDuration::from_millis(100));
+        std::thread::sleep(StdDuration::from_millis(LOAD_MERGE_INTERVAL_MS));
+        daemon.merge_loads();
+        if last_tick.elapsed() < TICK_INTERVAL {
+            continue;
+        }
+        last_tick = StdInstant::now();
         let elapsed = last_sample.elapsed();
         let sample = (elapsed >= stats::SAMPLE_INTERVAL).then(|| {
             last_sample = StdInstant::now();

@@ -528,6 +528,15 @@ impl Control {
         (services, real_servers)
     }
 
+    /// The slots of every configured real server.
+    pub fn real_server_slots(&self) -> Vec<u32> {
+        self.services
+            .iter()
+            .flat_map(|s| &s.real_servers)
+            .map(|rs| rs.slot)
+            .collect()
+    }
+
     /// The FULLNAT local addresses `spec`'s connections use: its own, or
     /// the configuration's, of its family.
     fn local_addresses(&self, spec: &ServiceSpec) -> Vec<IpAddr> {

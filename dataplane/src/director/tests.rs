@@ -468,14 +468,25 @@ fn a_syn_on_a_closed_tuple_starts_a_new_connection() {
 }
 
 #[test]
-fn a_full_table_evicts_and_counts() {
+fn a_full_table_evicts_the_oldest_and_counts() {
     let mut lab = Lab::new(snapshot(1, SchedulerKind::RoundRobin, [1, 1]), 8);
     lab.learn_neighbours();
     for client_port in 0..20 {
         lab.receive(WAN, &lab.client_tcp(1000 + client_port, SYN, &[]));
+        lab.now = lab.now + Duration::from_millis(500);
     }
     assert_eq!(lab.engine.director().connections().len(), 8);
     assert_eq!(lab.counters.events(Event::ConnEvicted), 12);
+    // The oldest went: the eight newest remain.
+    let mut kept: Vec<u16> = lab
+        .engine
+        .director()
+        .connections()
+        .iter()
+        .map(|(_, conn)| conn.client_port)
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(kept, (1012..1020).collect::<Vec<u16>>());
     let inactive: u64 = (0..2)
         .map(|rs| {
             lab.counters

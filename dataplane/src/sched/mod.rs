@@ -87,6 +87,14 @@ impl Connections {
 }
 
 /// Where schedulers read the load of real servers, by slot.
+///
+/// In rvsd this is the worker's counters: its own connections, exact,
+/// plus the other workers' as the control thread last merged them (every
+/// [`LOAD_MERGE_INTERVAL_MS`](crate::counters::LOAD_MERGE_INTERVAL_MS)
+/// milliseconds), so a least-connection pick may miss at most that long
+/// of the other workers' openings and closings. IPVS's counts are exact
+/// because its connections share one table; sharing counters on the hot
+/// path would cost every worker a contended cache line per connection.
 pub trait Load {
     fn connections(&self, slot: u32) -> Connections;
 }
