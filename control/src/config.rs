@@ -251,6 +251,132 @@ pub struct ServiceConfig {
     pub local_addresses: Vec<IpAddr>,
     #[serde(default)]
     pub real_servers: Vec<RealServerSpec>,
+    /// `[services.health_check]`: how every real server of the service is
+    /// to be checked. Optional.
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// A health check of a service's real servers, as keepalived's checkers
+/// (`TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`) describe them.
+///
+/// rvsd parses and validates this table but does not run health checks
+/// yet: at runtime it ignores the table (`rvsd` warns so at startup), and
+/// every real server stays in service whatever its health. Times are in
+/// seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    pub kind: HealthCheckKind,
+    /// tcp, http, https: the port to connect to on each real server;
+    /// `None`: the real server's own port.
+    pub port: Option<u16>,
+    /// http, https (required there): the path of the GET request.
+    pub path: Option<String>,
+    /// http, https: the status code that means up; `None`: any 2xx.
+    pub status: Option<u16>,
+    /// How long a connection (tcp, http, https) or the command (misc) may
+    /// take before the check counts as failed.
+    #[serde(default = "HealthCheckConfig::default_connect_timeout")]
+    pub connect_timeout: u32,
+    /// Interval between two checks of a real server.
+    #[serde(default = "HealthCheckConfig::default_delay_loop")]
+    pub delay_loop: u32,
+    /// Checks repeated after a failure before the real server is down:
+    /// down after `retry + 1` failures in a row (keepalived's `retry`).
+    #[serde(default = "HealthCheckConfig::default_retry")]
+    pub retry: u32,
+    /// Interval between those repeated checks (keepalived's
+    /// `delay_before_retry`).
+    #[serde(default = "HealthCheckConfig::default_retry_delay")]
+    pub retry_delay: u32,
+    /// Successful checks in a row before a down real server is up again.
+    #[serde(default = "HealthCheckConfig::default_rise")]
+    pub rise: u32,
+    /// What happens to a real server that is down.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// misc (required there): the command line to run, the real server's
+    /// health being its exit status (0 up, anything else down).
+    pub command: Option<String>,
+}
+
+impl HealthCheckConfig {
+    /// keepalived's defaults, so that an imported keepalived.conf keeps its
+    /// meaning.
+    pub const DEFAULT_CONNECT_TIMEOUT: u32 = 5;
+    pub const DEFAULT_DELAY_LOOP: u32 = 60;
+    pub const DEFAULT_RETRY: u32 = 1;
+    pub const DEFAULT_RETRY_DELAY: u32 = 1;
+    pub const DEFAULT_RISE: u32 = 1;
+
+    fn default_connect_timeout() -> u32 {
+        Self::DEFAULT_CONNECT_TIMEOUT
+    }
+    fn default_delay_loop() -> u32 {
+        Self::DEFAULT_DELAY_LOOP
+    }
+    fn default_retry() -> u32 {
+        Self::DEFAULT_RETRY
+    }
+    fn default_retry_delay() -> u32 {
+        Self::DEFAULT_RETRY_DELAY
+    }
+    fn default_rise() -> u32 {
+        Self::DEFAULT_RISE
+    }
+}
+
+/// What a health check does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    /// A TCP connection that opens (`TCP_CHECK`).
+    Tcp,
+    /// An HTTP GET answered with the expected status (`HTTP_GET`).
+    Http,
+    /// The same over TLS (`SSL_GET`).
+    Https,
+    /// A command that exits 0 (`MISC_CHECK`).
+    Misc,
+}
+
+impl HealthCheckKind {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthCheckKind::Tcp => "tcp",
+            HealthCheckKind::Http => "http",
+            HealthCheckKind::Https => "https",
+            HealthCheckKind::Misc => "misc",
+        }
+    }
+
+    fn is_http(self) -> bool {
+        matches!(self, HealthCheckKind::Http | HealthCheckKind::Https)
+    }
+}
+
+/// What happens to a real server whose health check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Taken out of the service until it is healthy again (keepalived's
+    /// default).
+    #[default]
+    Remove,
+    /// Kept with weight 0: no new connections, existing ones carry on
+    /// (keepalived's `inhibit_on_failure`).
+    Inhibit,
+}
+
+impl OnFailure {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Remove => "remove",
+            OnFailure::Inhibit => "inhibit",
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -633,8 +759,87 @@ impl Config {
                 }
                 problems.extend_under(&at, real_server_problems(&spec, real, &self.ports));
             }
+            if let Some(check) = &service.health_check {
+                problems.extend_under(&format!("{at}.health_check"), health_check_problems(check));
+            }
         }
     }
+}
+
+/// The rules of a health check on its own; paths are relative to it
+/// (`path`, `delay_loop`).
+pub fn health_check_problems(check: &HealthCheckConfig) -> Vec<FieldError> {
+    let mut problems = Problems::default();
+    let kind = check.kind.as_str();
+    if check.port == Some(0) {
+        problems.add(
+            "port",
+            "0 is not a port: leave port out to check the real server's own port",
+        );
+    }
+    if check.kind == HealthCheckKind::Misc {
+        for (field, given) in [
+            ("port", check.port.is_some()),
+            ("path", check.path.is_some()),
+            ("status", check.status.is_some()),
+        ] {
+            if given {
+                problems.add(
+                    field,
+                    "only kind = \"tcp\", \"http\" and \"https\" take it, not \"misc\"",
+                );
+            }
+        }
+        match check.command.as_deref().map(str::trim) {
+            None => problems.add("command", "kind = \"misc\" needs the command to run"),
+            Some("") => problems.add("command", "must not be empty"),
+            Some(_) => {}
+        }
+    } else if check.command.is_some() {
+        problems.add(
+            "command",
+            format_args!("only kind = \"misc\" takes it, not \"{kind}\""),
+        );
+    }
+    if check.kind.is_http() {
+        match check.path.as_deref() {
+            None => problems.add(
+                "path",
+                format_args!("kind = \"{kind}\" needs the path to request, e.g. \"/\""),
+            ),
+            Some(path) if !path.starts_with('/') => {
+                problems.add("path", format_args!("\"{path}\" does not start with /"));
+            }
+            Some(path) if path.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                problems.add(
+                    "path",
+                    format_args!("{path:?} contains white space or control characters"),
+                );
+            }
+            Some(_) => {}
+        }
+        if let Some(status) = check.status {
+            problems.range("status", status.into(), 100, 599);
+        }
+    } else if check.kind == HealthCheckKind::Tcp {
+        for (field, given) in [
+            ("path", check.path.is_some()),
+            ("status", check.status.is_some()),
+        ] {
+            if given {
+                problems.add(
+                    field,
+                    "only kind = \"http\" and \"https\" take it, not \"tcp\"",
+                );
+            }
+        }
+    }
+    problems.range("connect_timeout", check.connect_timeout.into(), 1, 3600);
+    problems.range("delay_loop", check.delay_loop.into(), 1, 86_400);
+    problems.range("retry", check.retry.into(), 0, 100);
+    problems.range("retry_delay", check.retry_delay.into(), 0, 86_400);
+    problems.range("rise", check.rise.into(), 1, 100);
+    problems.0
 }
 
 /// The rules of one service definition on its own, which rvsd also
@@ -962,6 +1167,7 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../rvs.example.toml");
+    const PRODUCTION_EXAMPLE: &str = include_str!("../../rvs.production.example.toml");
 
     /// The smallest valid configuration; tests add one mistake each.
     const MINIMAL: &str = r#"
@@ -1050,6 +1256,182 @@ forward = "masq"
                 .iter()
                 .all(|real| real.forward == ForwardMethod::FullNat)
         );
+    }
+
+    #[test]
+    fn the_production_example_parses() {
+        let config = parse(PRODUCTION_EXAMPLE).unwrap();
+        let ports: Vec<(&str, bool)> = config
+            .ports
+            .iter()
+            .map(|port| (port.name.as_str(), port.is_pci()))
+            .collect();
+        assert_eq!(ports, [("wan", true), ("lan", true)]);
+        assert!(!config.eal.args.iter().any(|arg| arg == "--no-huge"));
+        assert_eq!(config.routes.len(), 3);
+        let [dr, fullnat] = config.services.as_slice() else {
+            panic!("two services expected: {:?}", config.services);
+        };
+        assert_eq!(dr.address, "203.0.113.10:443".parse().unwrap());
+        assert_eq!(
+            dr.persistence,
+            Some(Persistence {
+                timeout: 1800,
+                netmask: 24
+            })
+        );
+        assert!(
+            dr.real_servers
+                .iter()
+                .all(|real| real.forward == ForwardMethod::Route)
+        );
+        let check = dr.health_check.as_ref().unwrap();
+        assert_eq!(
+            (
+                check.kind,
+                check.path.as_deref(),
+                check.status,
+                check.on_failure
+            ),
+            (
+                HealthCheckKind::Https,
+                Some("/healthz"),
+                Some(200),
+                OnFailure::Inhibit
+            )
+        );
+        assert_eq!(fullnat.scheduler, SchedulerName::Mh);
+        assert!(
+            fullnat
+                .real_servers
+                .iter()
+                .all(|real| real.forward == ForwardMethod::FullNat && real.address.port() == 8080)
+        );
+        assert_eq!(
+            config.local_addresses_for(&fullnat.spec()),
+            ["10.1.0.102".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn health_checks_take_keepalived_defaults() {
+        let config = parse(&MINIMAL.replace(
+            "scheduler = \"rr\"\n",
+            "scheduler = \"rr\"\nhealth_check = { kind = \"tcp\" }\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.services[0].health_check,
+            Some(HealthCheckConfig {
+                kind: HealthCheckKind::Tcp,
+                port: None,
+                path: None,
+                status: None,
+                connect_timeout: 5,
+                delay_loop: 60,
+                retry: 1,
+                retry_delay: 1,
+                rise: 1,
+                on_failure: OnFailure::Remove,
+                command: None,
+            })
+        );
+        assert!(parse(MINIMAL).unwrap().services[0].health_check.is_none());
+    }
+
+    #[test]
+    fn health_checks_are_checked_with_their_field_paths() {
+        let check = |table: &str| {
+            MINIMAL.replace(
+                "scheduler = \"rr\"\n",
+                &format!("scheduler = \"rr\"\n[services.health_check]\n{table}\n"),
+            )
+        };
+        for valid in [
+            "kind = \"tcp\"\nport = 8080",
+            "kind = \"http\"\npath = \"/health?full=1\"\nstatus = 204",
+            "kind = \"https\"\npath = \"/\"\non_failure = \"inhibit\"",
+            "kind = \"misc\"\ncommand = \"/usr/local/bin/check-db --quick\"\nretry = 0",
+        ] {
+            parse(&check(valid)).unwrap_or_else(|error| panic!("{valid}: {error}"));
+        }
+        let at = "services[0].health_check";
+        let cases = [
+            (
+                "kind = \"http\"",
+                format!("{at}.path: kind = \"http\" needs the path to request, e.g. \"/\""),
+            ),
+            (
+                "kind = \"https\"\npath = \"health\"",
+                format!("{at}.path: \"health\" does not start with /"),
+            ),
+            (
+                "kind = \"http\"\npath = \"/a b\"",
+                format!("{at}.path: \"/a b\" contains white space or control characters"),
+            ),
+            (
+                "kind = \"http\"\npath = \"/\"\nstatus = 99",
+                format!("{at}.status: 99 is below the minimum 100"),
+            ),
+            (
+                "kind = \"tcp\"\nstatus = 200",
+                format!("{at}.status: only kind = \"http\" and \"https\" take it, not \"tcp\""),
+            ),
+            (
+                "kind = \"tcp\"\nport = 0",
+                format!(
+                    "{at}.port: 0 is not a port: leave port out to check the real server's own port"
+                ),
+            ),
+            (
+                "kind = \"tcp\"\ncommand = \"true\"",
+                format!("{at}.command: only kind = \"misc\" takes it, not \"tcp\""),
+            ),
+            (
+                "kind = \"misc\"",
+                format!("{at}.command: kind = \"misc\" needs the command to run"),
+            ),
+            (
+                "kind = \"misc\"\ncommand = \" \"",
+                format!("{at}.command: must not be empty"),
+            ),
+            (
+                "kind = \"misc\"\ncommand = \"true\"\nport = 80",
+                format!(
+                    "{at}.port: only kind = \"tcp\", \"http\" and \"https\" take it, not \"misc\""
+                ),
+            ),
+            (
+                "kind = \"tcp\"\nconnect_timeout = 0",
+                format!("{at}.connect_timeout: 0 is below the minimum 1"),
+            ),
+            (
+                "kind = \"tcp\"\ndelay_loop = 86401",
+                format!("{at}.delay_loop: 86401 is above the maximum 86400"),
+            ),
+            (
+                "kind = \"tcp\"\nretry = 101",
+                format!("{at}.retry: 101 is above the maximum 100"),
+            ),
+            (
+                "kind = \"tcp\"\nrise = 0",
+                format!("{at}.rise: 0 is below the minimum 1"),
+            ),
+        ];
+        for (table, expected) in cases {
+            refused(&check(table), &expected);
+        }
+        for (table, expected) in [
+            ("kind = \"icmp\"", "unknown variant `icmp`"),
+            (
+                "kind = \"tcp\"\non_failure = \"ignore\"",
+                "unknown variant `ignore`",
+            ),
+            ("kind = \"tcp\"\ninterval = 3", "unknown field `interval`"),
+        ] {
+            let message = syntax_error(&check(table));
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]

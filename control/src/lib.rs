@@ -6,11 +6,14 @@
 //! * [`config`]: rvsd's TOML configuration and its validation.
 //! * [`ipvsadm`]: `rvsadm`'s ipvsadm-compatible command line and listings.
 //!   It depends on [`model`] and [`protocol`] only, never on the dataplane.
+//! * [`keepalived`]: `rvsadm --import-keepalived`, keepalived.conf's LVS
+//!   part translated into rvsd configuration.
 //! * [`daemon`]: rvsd itself: startup, the control socket server and the
 //!   translation of the model into dataplane snapshots.
 
 pub mod config;
 pub mod daemon;
 pub mod ipvsadm;
+pub mod keepalived;
 pub mod model;
 pub mod protocol;

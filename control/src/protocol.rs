@@ -29,20 +29,31 @@
 //! in order, one response each. A malformed request gets an error response
 //! and the connection stays usable.
 //!
+//! # Paged listings
+//!
+//! The connection listing ([`MessageType::CONN_LIST`], `rvsadm -Lnc`) can
+//! hold millions of entries, more than one message: each reply is a
+//! [`ConnPage`] whose `next` cursor the client sends back for the
+//! following page, until `next` is `null`. `docs/control-protocol.md`
+//! lists every message type and payload.
+//!
 //! # Permissions
 //!
 //! The socket is created with mode 0660. The server reads the peer's
 //! credentials (`SO_PEERCRED`): requests that change state need uid 0 or the
 //! daemon's own uid; listings are open to whoever may connect.
 
+use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RealServerSpec, ServiceKey, ServiceSpec, ServiceStatus, Timeouts};
+use crate::model::{Protocol, RealServerSpec, ServiceKey, ServiceSpec, ServiceStatus, Timeouts};
 
 /// Version of this protocol; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -75,6 +86,8 @@ impl MessageType {
     pub const SERVICE_DEL: MessageType = MessageType::new(0x0001, 0x0003);
     pub const SERVICE_FLUSH: MessageType = MessageType::new(0x0001, 0x0004);
     pub const SERVICE_LIST: MessageType = MessageType::new(0x0001, 0x0005);
+    /// One page of the connections and persistence templates.
+    pub const CONN_LIST: MessageType = MessageType::new(0x0001, 0x0006);
     // Namespace 2: real servers.
     pub const REAL_ADD: MessageType = MessageType::new(0x0002, 0x0001);
     pub const REAL_EDIT: MessageType = MessageType::new(0x0002, 0x0002);
@@ -203,6 +216,140 @@ pub struct WorkerStatus {
     pub events: std::collections::BTreeMap<String, u64>,
 }
 
+/// Records a page of the connection listing holds at most: a full page
+/// of the longest entries stays under half of [`MAX_MESSAGE_LEN`].
+pub const CONN_PAGE_MAX: u32 = 1024;
+
+/// Payload of [`MessageType::CONN_LIST`]: one page of the connection
+/// listing (`rvsadm -Lnc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnListRequest {
+    /// Where to go on: the previous page's `next`; absent for the first
+    /// page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<ConnCursor>,
+    /// Records wanted, 1 to [`CONN_PAGE_MAX`] (other values are clamped).
+    #[serde(default = "conn_page_max")]
+    pub limit: u32,
+}
+
+fn conn_page_max() -> u32 {
+    CONN_PAGE_MAX
+}
+
+/// Where a connection listing goes on. Clients treat it as opaque text
+/// and pass back the `next` of the page they got.
+///
+/// A listing walks each worker's IPv4 table, then its IPv6 table, worker
+/// after worker, then the persistence templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ConnCursor {
+    /// Entry `entry` of worker `worker`'s IPv4 table (`w0.ipv4.4096`).
+    Ipv4 { worker: u32, entry: u32 },
+    /// Entry `entry` of worker `worker`'s IPv6 table (`w0.ipv6.0`).
+    Ipv6 { worker: u32, entry: u32 },
+    /// Entry `entry` of the persistence templates (`templates.512`).
+    Templates { entry: u64 },
+}
+
+impl ConnCursor {
+    /// Where a listing starts.
+    pub const START: ConnCursor = ConnCursor::Ipv4 {
+        worker: 0,
+        entry: 0,
+    };
+}
+
+impl fmt::Display for ConnCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnCursor::Ipv4 { worker, entry } => write!(f, "w{worker}.ipv4.{entry}"),
+            ConnCursor::Ipv6 { worker, entry } => write!(f, "w{worker}.ipv6.{entry}"),
+            ConnCursor::Templates { entry } => write!(f, "templates.{entry}"),
+        }
+    }
+}
+
+impl FromStr for ConnCursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("invalid connection listing cursor {text:?}");
+        let parts: Vec<&str> = text.split('.').collect();
+        match parts[..] {
+            ["templates", entry] => Ok(ConnCursor::Templates {
+                entry: entry.parse().map_err(|_| invalid())?,
+            }),
+            [worker, table, entry] => {
+                let worker = worker
+                    .strip_prefix('w')
+                    .and_then(|worker| worker.parse().ok())
+                    .ok_or_else(invalid)?;
+                let entry = entry.parse().map_err(|_| invalid())?;
+                match table {
+                    "ipv4" => Ok(ConnCursor::Ipv4 { worker, entry }),
+                    "ipv6" => Ok(ConnCursor::Ipv6 { worker, entry }),
+                    _ => Err(invalid()),
+                }
+            }
+            _ => Err(invalid()),
+        }
+    }
+}
+
+impl TryFrom<String> for ConnCursor {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ConnCursor> for String {
+    fn from(cursor: ConnCursor) -> String {
+        cursor.to_string()
+    }
+}
+
+/// A connection or a persistence template, as `rvsadm -Lnc` lists it
+/// (ipvsadm's columns: pro, expire, state, source, virtual, destination).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnEntry {
+    pub protocol: Protocol,
+    /// IPVS's name of the state: `ESTABLISHED`, `SYN_RECV`, `TIME_WAIT`,
+    /// ... for TCP, `UDP` for UDP, `NONE` for a template.
+    pub state: String,
+    /// Seconds before the entry expires unless traffic comes.
+    pub expires: u32,
+    /// CIP:cport; a template's client network, port 0.
+    pub client: SocketAddr,
+    /// VIP:vport.
+    #[serde(rename = "virtual")]
+    pub virtual_address: SocketAddr,
+    /// RIP:rport.
+    pub real_server: SocketAddr,
+    /// FULLNAT's LIP:lport, the source the real server sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<SocketAddr>,
+    /// A persistence template rather than a connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
+}
+
+/// Reply to [`MessageType::CONN_LIST`]. A page may hold fewer records
+/// than asked for, even none, before the end: a sparse table is walked a
+/// bounded stretch per page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnPage {
+    pub connections: Vec<ConnEntry>,
+    /// The cursor of the next page; `null` after the last.
+    pub next: Option<ConnCursor>,
+}
+
 /// A request and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -212,6 +359,7 @@ pub enum Request {
     DeleteService(ServiceKey),
     Flush,
     ListServices(ServiceFilter),
+    ListConnections(ConnListRequest),
     AddRealServer(RealServerChange),
     EditRealServer(RealServerChange),
     DeleteRealServer(RealServerRef),
@@ -228,6 +376,7 @@ pub enum Request {
 pub enum Reply {
     Hello(Hello),
     Services(Vec<ServiceStatus>),
+    Connections(ConnPage),
     Info(DaemonInfo),
     Workers(Vec<WorkerStatus>),
     Timeouts(Timeouts),
@@ -268,6 +417,7 @@ impl Request {
             Request::DeleteService(_) => MessageType::SERVICE_DEL,
             Request::Flush => MessageType::SERVICE_FLUSH,
             Request::ListServices(_) => MessageType::SERVICE_LIST,
+            Request::ListConnections(_) => MessageType::CONN_LIST,
             Request::AddRealServer(_) => MessageType::REAL_ADD,
             Request::EditRealServer(_) => MessageType::REAL_EDIT,
             Request::DeleteRealServer(_) => MessageType::REAL_DEL,
@@ -286,6 +436,7 @@ impl Request {
             self,
             Request::Hello(_)
                 | Request::ListServices(_)
+                | Request::ListConnections(_)
                 | Request::Info
                 | Request::Workers
                 | Request::GetTimeouts
@@ -301,6 +452,7 @@ impl Request {
             Request::ListServices(filter) | Request::ZeroCounters(filter) => {
                 serde_json::to_vec(filter)
             }
+            Request::ListConnections(page) => serde_json::to_vec(page),
             Request::AddRealServer(change) | Request::EditRealServer(change) => {
                 serde_json::to_vec(change)
             }
@@ -332,6 +484,7 @@ impl Request {
             MessageType::SERVICE_DEL => Request::DeleteService(json(payload)?),
             MessageType::SERVICE_FLUSH => empty(payload).map(|_| Request::Flush)?,
             MessageType::SERVICE_LIST => Request::ListServices(json(payload)?),
+            MessageType::CONN_LIST => Request::ListConnections(json(payload)?),
             MessageType::REAL_ADD => Request::AddRealServer(json(payload)?),
             MessageType::REAL_EDIT => Request::EditRealServer(json(payload)?),
             MessageType::REAL_DEL => Request::DeleteRealServer(json(payload)?),
@@ -520,6 +673,9 @@ pub fn decode_reply(request: &Request, status: u32, body: &[u8]) -> Result<Reply
         Request::ListServices(_) => {
             Reply::Services(serde_json::from_slice(body).map_err(malformed)?)
         }
+        Request::ListConnections(_) => {
+            Reply::Connections(serde_json::from_slice(body).map_err(malformed)?)
+        }
         Request::Info => Reply::Info(serde_json::from_slice(body).map_err(malformed)?),
         Request::Workers => Reply::Workers(serde_json::from_slice(body).map_err(malformed)?),
         Request::GetTimeouts => Reply::Timeouts(serde_json::from_slice(body).map_err(malformed)?),
@@ -601,6 +757,119 @@ mod tests {
                 Request::decode(request.message_type(), &request.encode_payload()).unwrap();
             assert_eq!(decoded, request);
         }
+    }
+
+    #[test]
+    fn connection_pages_round_trip_and_cursors_are_text() {
+        for request in [
+            ConnListRequest {
+                cursor: None,
+                limit: 100,
+            },
+            ConnListRequest {
+                cursor: Some(ConnCursor::Ipv6 {
+                    worker: 3,
+                    entry: 4096,
+                }),
+                limit: CONN_PAGE_MAX,
+            },
+        ] {
+            let request = Request::ListConnections(request);
+            assert_eq!(request.message_type().0, 0x0001_0006);
+            assert!(!request.is_mutation(), "open to unprivileged peers");
+            let decoded =
+                Request::decode(request.message_type(), &request.encode_payload()).unwrap();
+            assert_eq!(decoded, request);
+        }
+        assert_eq!(
+            Request::decode(MessageType::CONN_LIST, b"{}").unwrap(),
+            Request::ListConnections(ConnListRequest {
+                cursor: None,
+                limit: CONN_PAGE_MAX,
+            })
+        );
+        for (cursor, text) in [
+            (ConnCursor::START, "w0.ipv4.0"),
+            (
+                ConnCursor::Ipv6 {
+                    worker: 12,
+                    entry: 7,
+                },
+                "w12.ipv6.7",
+            ),
+            (ConnCursor::Templates { entry: 512 }, "templates.512"),
+        ] {
+            assert_eq!(cursor.to_string(), text);
+            assert_eq!(text.parse(), Ok(cursor));
+        }
+        for bad in [
+            "",
+            "w0.ipv5.1",
+            "0.ipv4.1",
+            "w0.ipv4",
+            "templates.-1",
+            "w0.ipv4.1.2",
+        ] {
+            assert!(bad.parse::<ConnCursor>().is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Request::decode(MessageType::CONN_LIST, br#"{"cursor": "nowhere"}"#),
+            Err(ProtocolError::Malformed { .. })
+        ));
+
+        let page = ConnPage {
+            connections: vec![ConnEntry {
+                protocol: Protocol::Tcp,
+                state: "NONE".into(),
+                expires: 59,
+                client: "198.18.0.0:0".parse().unwrap(),
+                virtual_address: "198.18.0.10:80".parse().unwrap(),
+                real_server: "198.18.1.11:80".parse().unwrap(),
+                local: None,
+                template: true,
+            }],
+            next: None,
+        };
+        let body = encode_reply(&Reply::Connections(page.clone()));
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.contains(r#""virtual":"198.18.0.10:80""#), "{text}");
+        assert!(text.ends_with(r#""next":null}"#), "{text}");
+        let request = Request::ListConnections(ConnListRequest {
+            cursor: None,
+            limit: 1,
+        });
+        assert_eq!(
+            decode_reply(&request, Status::Ok as u32, &body).unwrap(),
+            Reply::Connections(page)
+        );
+    }
+
+    /// The longest entries (IPv6 FULLNAT, every address at full length)
+    /// keep a full page well under the message limit.
+    #[test]
+    fn a_full_connection_page_is_well_under_the_message_limit() {
+        let longest: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+            .parse()
+            .unwrap();
+        let entry = ConnEntry {
+            protocol: Protocol::Tcp,
+            state: "ESTABLISHED".into(),
+            expires: u32::MAX,
+            client: longest,
+            virtual_address: longest,
+            real_server: longest,
+            local: Some(longest),
+            template: false,
+        };
+        let page = ConnPage {
+            connections: vec![entry; CONN_PAGE_MAX as usize],
+            next: Some(ConnCursor::Ipv6 {
+                worker: u32::MAX,
+                entry: u32::MAX,
+            }),
+        };
+        let len = encode_reply(&Reply::Connections(page)).len();
+        assert!(len < MAX_MESSAGE_LEN as usize / 2, "{len} bytes");
     }
 
     #[test]

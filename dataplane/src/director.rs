@@ -32,6 +32,7 @@ use crate::conn::{Conn, ConnId, ConnTable, Direction, FlowKey, HashSeed, Method,
 use crate::counters::{DropReason, Event, WorkerCounters, unbump};
 use crate::family::Family;
 use crate::frame::Frame;
+use crate::listing::ConnMailbox;
 use crate::neighbour::NeighbourTable;
 use crate::persistence::{RecentExtensions, Templates};
 use crate::sched::SchedulerState;
@@ -97,6 +98,8 @@ pub struct DirectorParams {
     pub workers: u16,
     /// Persistence templates, shared by every worker.
     pub templates: Arc<Templates>,
+    /// Where the control thread asks for this worker's connections.
+    pub listing: Arc<ConnMailbox>,
 }
 
 /// A small fixed-capacity FIFO; pushes beyond capacity are refused.
@@ -210,6 +213,7 @@ pub struct Director {
     /// Each service slot's persistence, from the snapshot.
     persistence: Box<[Option<Persistence>]>,
     templates: Arc<Templates>,
+    listing: Arc<ConnMailbox>,
     extended: RecentExtensions,
     counters: Arc<WorkerCounters>,
     requests: Outbox<Request, OUTBOX_CAPACITY>,
@@ -280,6 +284,7 @@ impl Director {
             schedulers,
             persistence: vec![None; counters.service_slots()].into_boxed_slice(),
             templates: params.templates,
+            listing: params.listing,
             extended: RecentExtensions::default(),
             counters,
             requests: Outbox::new(),
@@ -534,11 +539,14 @@ impl Director {
         }
     }
 
-    /// Periodic work between bursts: connection expiry (bounded),
-    /// neighbour expiry and proactive resolution of real servers.
+    /// Periodic work between bursts: connection expiry (bounded), a step
+    /// of a connection listing if one is asked for (bounded), neighbour
+    /// expiry and proactive resolution of real servers.
     pub fn housekeeping(&mut self, now: Instant) {
         self.expire::<Ipv4Addr>(now);
         self.expire::<Ipv6Addr>(now);
+        self.listing
+            .serve(now, &self.planes.v4.conns, &self.planes.v6.conns);
         self.counters.connections.store(
             u64::from(self.planes.v4.conns.len() + self.planes.v6.conns.len()),
             std::sync::atomic::Ordering::Relaxed,

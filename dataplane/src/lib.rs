@@ -17,6 +17,7 @@ pub mod director;
 pub mod engine;
 pub mod family;
 pub mod frame;
+pub mod listing;
 pub mod neighbour;
 pub mod persistence;
 pub mod route;

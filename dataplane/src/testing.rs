@@ -19,6 +19,7 @@ use crate::counters::WorkerCounters;
 use crate::director::{Director, DirectorParams};
 use crate::engine::{Engine, PacketIo};
 use crate::frame::VecFrame;
+use crate::listing::ConnMailbox;
 use crate::persistence::Templates;
 use crate::sched::SchedulerKind;
 use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot, SnapshotParts};
@@ -206,6 +207,8 @@ pub struct Lab {
     pub io: MemoryIo,
     pub now: Instant,
     pub counters: Arc<WorkerCounters>,
+    /// The worker's end of the connection listing.
+    pub listing: Arc<ConnMailbox>,
 }
 
 impl Lab {
@@ -228,6 +231,7 @@ impl Lab {
         templates: Arc<Templates>,
     ) -> Lab {
         let counters = Arc::new(WorkerCounters::new(16, 16));
+        let listing = Arc::new(ConnMailbox::default());
         let now = Instant(1_000_000_000);
         let director = Director::new(
             DirectorParams {
@@ -238,6 +242,7 @@ impl Lab {
                 worker,
                 workers,
                 templates,
+                listing: Arc::clone(&listing),
             },
             snapshot,
             Arc::clone(&counters),
@@ -248,6 +253,7 @@ impl Lab {
             io: MemoryIo::default(),
             now,
             counters,
+            listing,
         }
     }
 
@@ -329,6 +335,7 @@ pub mod replay {
     use crate::director::{BURST, Director, DirectorParams};
     use crate::engine::{Engine, PacketIo};
     use crate::frame::VecFrame;
+    use crate::listing::ConnMailbox;
     use crate::persistence::Templates;
     use crate::route::Route;
     use crate::sched::SchedulerKind;
@@ -480,6 +487,7 @@ pub mod replay {
                     worker: 0,
                     workers: 1,
                     templates: Arc::new(Templates::new(1024, 7)),
+                    listing: Arc::new(ConnMailbox::default()),
                 },
                 Arc::new(snapshot(2, method)),
                 counters,

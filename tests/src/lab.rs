@@ -697,11 +697,25 @@ impl Lab {
     /// body, or `FAILED` and curl's error. Stops after the third failure,
     /// so that a broken lab fails its test quickly.
     pub fn http_requests(&self, family: Family, path: &str, count: usize) -> Vec<String> {
+        self.http_requests_from(self.cip(family), 80, path, count)
+    }
+
+    /// [`Lab::http_requests`] from the client address `cip` (one of
+    /// [`Lab::cips`]) to the VIP of its family on `port`; each connection
+    /// has its own source port.
+    pub fn http_requests_from(
+        &self,
+        cip: IpAddr,
+        port: u16,
+        path: &str,
+        count: usize,
+    ) -> Vec<String> {
         let script = format!(
             "failed=0; for i in $(seq {count}); do \
-             out=$(curl -sS --max-time 5 -H 'Connection: close' {} 2>&1) && echo \"$out\" || \
+             out=$(curl -sS --max-time 5 --interface {cip} -H 'Connection: close' {} 2>&1) \
+             && echo \"$out\" || \
              {{ echo \"FAILED $out\"; failed=$((failed + 1)); [ $failed -lt 3 ] || break; }}; done",
-            url(self.vip(family), 80, path)
+            url(self.vip(Family::of(cip)), port, path)
         );
         lines(&self.client.sh(&script))
     }
@@ -911,7 +925,7 @@ pub fn big_file_sha256(lab: &Lab) -> String {
     sha256(&lab.dir().join("big.bin"))
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     run("sha256sum", &[&path.to_string_lossy()])
         .split_whitespace()
         .next()

@@ -50,6 +50,7 @@ mod lab;
 mod plan;
 mod rvsd;
 mod servers;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +60,7 @@ pub use host::{Netns, Process, Switch, veth};
 pub use lab::{Director, Lab, LabSpec, Mode, NatLab, Protocol, Traffic, big_file_sha256};
 pub use plan::{Family, endpoint, url};
 pub use rvsd::{RealServerRow, RvsdOptions, real_server_rows};
+pub use transfer::Transfer;
 
 /// Addresses of the NAT lab over IPv4 ([`NatLab`]); [`Lab`]'s methods give
 /// those of any lab in either family.
@@ -77,8 +79,9 @@ pub const WHOAMI: &str = "whoami.rvs.test";
 pub const BIG_FILE_BYTES: usize = 50 * 1024 * 1024;
 
 /// Programs the lab runs, and the Debian packages that provide them.
-const PREREQUISITES: [(&str, &str); 10] = [
+const PREREQUISITES: [(&str, &str); 11] = [
     ("ip", "iproute2"),
+    ("bash", "bash"),
     ("ss", "iproute2"),
     ("ethtool", "ethtool"),
     ("nginx", "nginx-light (or nginx)"),

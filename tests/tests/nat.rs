@@ -7,12 +7,12 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rvs_lab::{
-    BIG_FILE_BYTES, NatLab, Process, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, UDP_PORT, VIP,
-    big_file_sha256, real_server_rows, run, tally, wait_until,
+    CLIENT, Family, NatLab, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, Transfer, UDP_PORT, VIP,
+    real_server_rows, tally,
 };
 
 /// The first worker's counters, from `rvsadm -L --workers --json`.
@@ -113,61 +113,6 @@ fn weighted_round_robin_splits_by_weight() {
     assert!(lab.rvsadm_ok("-Ln").contains(&format!("TCP  {VIP}:80 wrr")));
 }
 
-/// Starts a rate-limited download of /big.bin and returns the running
-/// curl and the real server carrying it.
-fn start_transfer(lab: &NatLab, name: &str) -> (Process, usize, std::path::PathBuf) {
-    let before = real_server_rows(&lab.rvsadm_ok("-Ln"));
-    let output = lab.dir().join(name);
-    let mut curl = lab.client.command("curl");
-    curl.args(["-sS", "--max-time", "120", "--limit-rate", "8M", "-o"])
-        .arg(&output)
-        .arg(format!("http://{VIP}/big.bin"))
-        .stdout(Stdio::null());
-    let transfer = Process::spawn(curl);
-    let mut carrier = None;
-    let started = wait_until(Duration::from_secs(10), || {
-        let now = real_server_rows(&lab.rvsadm_ok("-Ln"));
-        carrier = now.iter().position(|row| {
-            before
-                .iter()
-                .find(|b| b.address == row.address)
-                .is_none_or(|b| row.active > b.active)
-        });
-        carrier.is_some()
-    });
-    assert!(
-        started,
-        "the transfer never became an active connection\n{}",
-        lab.log_tail()
-    );
-    let address = real_server_rows(&lab.rvsadm_ok("-Ln"))[carrier.unwrap_or_default()]
-        .address
-        .clone();
-    let index = REAL_SERVERS
-        .iter()
-        .position(|rs| address.starts_with(&format!("{rs}:")))
-        .unwrap_or_else(|| panic!("unknown real server {address}"));
-    (transfer, index, output)
-}
-
-fn finish_transfer(lab: &NatLab, mut transfer: Process, output: &std::path::Path) {
-    let finished = wait_until(Duration::from_secs(120), || !transfer.running());
-    assert!(finished, "the transfer did not finish\n{}", lab.log_tail());
-    let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(
-        bytes,
-        BIG_FILE_BYTES as u64,
-        "transfer incomplete\n{}",
-        lab.log_tail()
-    );
-    let sum = run("sha256sum", &[&output.to_string_lossy()]);
-    assert_eq!(
-        sum.split_whitespace().next(),
-        Some(big_file_sha256(lab).as_str()),
-        "transfer corrupted"
-    );
-}
-
 #[test]
 fn removing_a_real_server_keeps_running_transfers_intact() {
     let lab = NatLab::start("remove", &RvsdOptions::default());
@@ -175,22 +120,24 @@ fn removing_a_real_server_keeps_running_transfers_intact() {
 
     // Remove the server that is *not* carrying the transfer: new requests
     // all go to the remaining one, and the transfer completes intact.
-    let (transfer, carrier, output) = start_transfer(&lab, "first.bin");
+    let transfer = Transfer::start(&lab, Family::V4, "first.bin");
+    let carrier = transfer.carrier;
     let other = 1 - carrier;
     lab.rvsadm_ok(&format!("-d -t {VIP}:80 -r {}:80", REAL_SERVERS[other]));
     let (rs1, rs2, failed) = tally(&lab.http_requests("/", 20));
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (20, 0));
-    finish_transfer(&lab, transfer, &output);
+    transfer.finish(&lab);
 
     // As IPVS does, a removed server's own open connections carry on too.
     lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {}:80 -m", REAL_SERVERS[other]));
-    let (transfer, carrier, output) = start_transfer(&lab, "second.bin");
+    let transfer = Transfer::start(&lab, Family::V4, "second.bin");
+    let carrier = transfer.carrier;
     lab.rvsadm_ok(&format!("-d -t {VIP}:80 -r {}:80", REAL_SERVERS[carrier]));
     let (rs1, rs2, failed) = tally(&lab.http_requests("/", 10));
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (0, 10));
-    finish_transfer(&lab, transfer, &output);
+    transfer.finish(&lab);
 }
 
 #[test]
@@ -435,4 +382,171 @@ addresses = ["198.18.0.1/24"]
             );
         }
     }
+}
+
+/// A row of `rvsadm -Lnc`, in ipvsadm's columns.
+#[derive(Debug)]
+struct ConnRow {
+    protocol: String,
+    /// The expire column (minutes:seconds) in seconds.
+    expires: u32,
+    state: String,
+    source: String,
+    virtual_address: String,
+    destination: String,
+}
+
+/// The rows of `rvsadm -Lnc` after ipvsadm's title, each checked to be
+/// laid out as ipvsadm's `print_conn` lays it out.
+fn connection_rows(listing: &str) -> Vec<ConnRow> {
+    let mut lines = listing.lines();
+    assert_eq!(lines.next(), Some("IPVS connection entries"), "{listing}");
+    assert_eq!(
+        lines.next(),
+        Some("pro expire state       source             virtual            destination"),
+        "{listing}"
+    );
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [
+                protocol,
+                expire,
+                state,
+                source,
+                virtual_address,
+                destination,
+            ] = fields[..]
+            else {
+                panic!("row {line:?}");
+            };
+            assert_eq!(
+                line,
+                format!(
+                    "{protocol:<3} {expire:<6} {state:<11} {source:<18} {virtual_address:<18} \
+                     {destination}"
+                ),
+                "ipvsadm's column widths"
+            );
+            let (minutes, seconds) = expire
+                .split_once(':')
+                .and_then(|(m, s)| Some((m.parse::<u32>().ok()?, s.parse::<u32>().ok()?)))
+                .unwrap_or_else(|| panic!("expire in {line:?}"));
+            assert!(seconds < 60, "{line:?}");
+            ConnRow {
+                protocol: protocol.to_owned(),
+                expires: minutes * 60 + seconds,
+                state: state.to_owned(),
+                source: source.to_owned(),
+                virtual_address: virtual_address.to_owned(),
+                destination: destination.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// `rvsadm -Lnc` lists a running download as ipvsadm would, and the
+/// template of its client for a persistent service; `-Ln
+/// --persistent-conn` counts that template. Listing leaves the download
+/// intact.
+#[test]
+fn the_connection_listing_shows_connections_and_persistence_templates() {
+    let lab = NatLab::start("conns", &RvsdOptions::default());
+    lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr -p 60"));
+    for rs in REAL_SERVERS {
+        lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {rs}:80 -m"));
+    }
+    let transfer = Transfer::start(&lab, Family::V4, "listed.bin");
+    let carrier = transfer.carrier;
+    let rip = format!("{}:80", REAL_SERVERS[carrier]);
+    let vip = format!("{VIP}:80");
+    // The client's end of the download, as its own kernel sees it.
+    let sockets = lab.client.exec(&["ss", "-Htn", "state", "established"]);
+    let ends: Vec<&str> = sockets
+        .lines()
+        .filter(|line| line.split_whitespace().any(|field| field == vip))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find(|field| field.starts_with(&format!("{CLIENT}:")))
+        })
+        .collect();
+    let [client] = ends[..] else {
+        panic!("one connection to the VIP expected: {sockets}");
+    };
+
+    let listing = lab.rvsadm_ok("-Lnc");
+    println!("rvsadm -Lnc:\n{listing}");
+    let rows = connection_rows(&listing);
+    let connection = rows
+        .iter()
+        .find(|row| row.source == client)
+        .unwrap_or_else(|| panic!("no row for {client}:\n{listing}"));
+    assert_eq!(
+        (
+            connection.protocol.as_str(),
+            connection.state.as_str(),
+            connection.virtual_address.as_str(),
+            connection.destination.as_str()
+        ),
+        ("TCP", "ESTABLISHED", vip.as_str(), rip.as_str()),
+        "{listing}"
+    );
+    // 900 s once established, renewed by every packet.
+    assert!((880..=900).contains(&connection.expires), "{connection:?}");
+    let templates: Vec<&ConnRow> = rows.iter().filter(|row| row.state == "NONE").collect();
+    let [template] = templates[..] else {
+        panic!("one template expected:\n{listing}");
+    };
+    assert_eq!(
+        (
+            template.protocol.as_str(),
+            template.source.clone(),
+            template.virtual_address.as_str(),
+            template.destination.as_str()
+        ),
+        ("TCP", format!("{CLIENT}:0"), vip.as_str(), rip.as_str()),
+        "{listing}"
+    );
+    assert!((1..=60).contains(&template.expires), "{template:?}");
+
+    // --json: the same entries; a connection of NAT has no LIP:lport,
+    // and only templates say they are.
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.rvsadm_ok("-Lnc --json")).expect("JSON");
+    let entries = json.as_array().cloned().unwrap_or_default();
+    let entry = entries
+        .iter()
+        .find(|entry| entry["client"] == client)
+        .unwrap_or_else(|| panic!("no entry for {client}: {json}"));
+    assert_eq!(
+        (&entry["state"], &entry["real_server"]),
+        (&serde_json::json!("ESTABLISHED"), &serde_json::json!(rip)),
+        "{entry}"
+    );
+    assert!(
+        entry.get("local").is_none() && entry.get("template").is_none(),
+        "{entry}"
+    );
+    let template = entries
+        .iter()
+        .find(|entry| entry["state"] == "NONE")
+        .unwrap_or_else(|| panic!("no template: {json}"));
+    assert_eq!(template["template"], true, "{template}");
+
+    // PersistConn counts the carrier's template, ActiveConn the download.
+    let listing = lab.rvsadm_ok("-Ln --persistent-conn");
+    for (index, rs) in REAL_SERVERS.iter().enumerate() {
+        let row = listing
+            .lines()
+            .find(|line| line.starts_with(&format!("  -> {rs}:80 ")))
+            .unwrap_or_else(|| panic!("no row for {rs}:\n{listing}"));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let expected = if index == carrier { "1" } else { "0" };
+        assert_eq!(
+            (fields[3], fields[4]),
+            (expected, expected),
+            "PersistConn and ActiveConn of {rs}:\n{listing}"
+        );
+    }
+    transfer.finish(&lab);
 }

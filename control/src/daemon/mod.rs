@@ -15,6 +15,7 @@
 //! configuration that contains it, so a script that adds a real server and
 //! then sends traffic sees the server in use.
 
+mod listing;
 mod server;
 mod state;
 mod stats;
@@ -32,7 +33,8 @@ use dataplane::conn::HashSeed;
 use dataplane::counters::{LOAD_MERGE_INTERVAL_MS, WorkerCounters, merge_loads};
 use dataplane::director::{Director, DirectorParams};
 use dataplane::engine::Engine;
-use dataplane::persistence::Templates;
+use dataplane::listing::ConnMailbox;
+use dataplane::persistence::{self, Templates};
 use dataplane::snapshot::{Retired, SnapshotCell};
 use dataplane::time::CycleClock;
 use dataplane::wire::MacAddr;
@@ -42,7 +44,12 @@ use dpdk_bind::{
 };
 
 use crate::config::{Config, FieldError};
-use crate::protocol::{DaemonInfo, Reply, Request, Status, WorkerStatus};
+use crate::protocol::{
+    ConnListRequest, ConnPage, DaemonInfo, Reply, Request, Status, WorkerStatus,
+};
+
+use listing::ConnListing;
+use state::PersistentConns;
 
 /// Room in the dataplane's per-worker tables.
 pub const LIMITS: Limits = Limits {
@@ -117,6 +124,10 @@ struct Daemon {
     /// The lcore of each worker, in worker order.
     worker_lcores: Vec<u32>,
     tsc_hz: u64,
+    /// The workers' clock: persistence templates expire by its seconds.
+    clock: CycleClock,
+    /// Each worker's end of the connection listing, and the templates.
+    connections: ConnListing,
     estimator: Mutex<Estimator>,
     info: DaemonInfo,
 }
@@ -195,6 +206,24 @@ impl Daemon {
         merge_loads(&self.counters(), slots);
     }
 
+    /// The current second on the workers' clock.
+    fn second(&self) -> u32 {
+        persistence::seconds(self.clock.instant(tsc()))
+    }
+
+    /// The live templates of each real server (ipvsadm's PersistConn).
+    fn persistent_conns(&self) -> PersistentConns {
+        state::persistent_conns(self.connections.templates(), self.second())
+    }
+
+    /// A page of `rvsadm -Lnc`. Waits for workers without holding the
+    /// control state, which it takes only to name the templates' slots.
+    fn list_connections(&self, request: ConnListRequest) -> Result<ConnPage, Refusal> {
+        self.connections.page(request, self.second(), || {
+            lock(&self.control).template_targets()
+        })
+    }
+
     /// Periodic work of the control thread.
     fn tick(&self, sample_seconds: Option<f64>) {
         let workers = self.counters();
@@ -211,6 +240,11 @@ impl Daemon {
 
 impl Handler for Daemon {
     fn handle(&self, request: Request) -> Result<Reply, Refusal> {
+        // A scan of every template: done before taking the control state.
+        let persistent = match request {
+            Request::ListServices(_) => self.persistent_conns(),
+            _ => PersistentConns::new(),
+        };
         let workers = self.counters();
         let mut control = lock(&self.control);
         let change = match request {
@@ -226,13 +260,18 @@ impl Handler for Daemon {
             Request::ListServices(filter) => {
                 let estimator = lock(&self.estimator);
                 return control
-                    .status(filter.service.as_ref(), &workers, &estimator)
+                    .status(filter.service.as_ref(), &workers, &estimator, &persistent)
                     .map(Reply::Services);
             }
             Request::ZeroCounters(filter) => {
                 return control
                     .zero(filter.service.as_ref(), &workers)
                     .map(|()| Reply::Done {});
+            }
+            Request::ListConnections(page) => {
+                // Workers are waited for without the control state.
+                drop(control);
+                return self.list_connections(page).map(Reply::Connections);
             }
             Request::AddService(spec) => Change::AddService(spec),
             Request::EditService(spec) => Change::EditService(spec),
@@ -381,12 +420,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         sleep: StdDuration::from_micros(u64::from(config.dataplane.idle_sleep_us)),
     };
     let mut workers = Vec::new();
+    let mut mailboxes = Vec::new();
     let mut handles: Vec<LcoreHandle> = Vec::new();
     for (index, &lcore) in lcores.iter().enumerate() {
         let counters = Arc::new(WorkerCounters::new(
             LIMITS.services as usize,
             LIMITS.real_servers as usize,
         ));
+        let listing = Arc::new(ConnMailbox::default());
         let director = Director::new(
             DirectorParams {
                 connections: config.dataplane.connections_per_worker,
@@ -396,6 +437,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 worker: index as u16,
                 workers: worker_count as u16,
                 templates: Arc::clone(&templates),
+                listing: Arc::clone(&listing),
             },
             snapshots.load(),
             Arc::clone(&counters),
@@ -427,6 +469,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tracing::info!(worker = index, ?lcore, "worker started");
         handles.push(handle);
         workers.push(counters);
+        mailboxes.push(listing);
     }
 
     let daemon = Arc::new(Daemon {
@@ -444,6 +487,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         workers,
         worker_lcores: lcores.iter().map(|lcore| lcore.0).collect(),
         tsc_hz: eal.tsc_hz(),
+        clock,
+        connections: ConnListing::new(mailboxes, templates, idle.sleep),
         estimator: Mutex::new(Estimator::default()),
     });
     let control_socket =

@@ -15,11 +15,13 @@
 //! every worker runs a configuration without it and none of its
 //! connections is left; only then may the slot be given out again.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 
 use dataplane::conn::{Method, StateTimeouts};
 use dataplane::counters::{TrafficTotals, WorkerCounters};
+use dataplane::persistence::{Template, Templates};
 use dataplane::route::Route;
 use dataplane::sched::{SchedulerConfig, SchedulerFlags, SchedulerKind};
 use dataplane::snapshot::FamilyView;
@@ -37,7 +39,7 @@ use crate::model::{
     ForwardMethod, Protocol, RealServerSpec, RealServerStatus, SchedulerFlag, SchedulerName,
     ServiceKey, ServiceSpec, ServiceStatus, Stats, Timeouts,
 };
-use crate::protocol::{RealServerChange, RealServerRef, Status};
+use crate::protocol::{ConnEntry, RealServerChange, RealServerRef, Status};
 
 use super::stats::Estimator;
 
@@ -68,6 +70,54 @@ pub enum Change {
     EditRealServer(RealServerChange),
     DeleteRealServer(RealServerRef),
     SetTimeouts(Timeouts),
+}
+
+/// Live persistence templates by service slot and real server slot:
+/// ipvsadm's PersistConn column.
+pub(super) type PersistentConns = HashMap<(u32, u32), u64>;
+
+/// Counts the live templates of `templates` at second `now`.
+pub(super) fn persistent_conns(templates: &Templates, now: u32) -> PersistentConns {
+    let mut counts = PersistentConns::new();
+    templates.scan(0, usize::MAX, now, |template| {
+        *counts
+            .entry((u32::from(template.service), template.real_server))
+            .or_default() += 1;
+    });
+    counts
+}
+
+/// What persistence templates point at, copied out of [`Control`] so that
+/// a listing of templates does not hold the control state.
+#[derive(Debug, Default)]
+pub struct TemplateTargets {
+    /// By service slot and real server slot: the service's protocol and
+    /// VIP:vport, and the real server's RIP:rport.
+    by_slots: HashMap<(u32, u32), (Protocol, SocketAddr, SocketAddr)>,
+}
+
+impl TemplateTargets {
+    /// A live template as IPVS lists one: state `NONE`, the client network
+    /// with port 0, and ports 0 for a service of every port. `None` for a
+    /// template of a service or real server that is gone.
+    pub fn entry(&self, template: &Template, now: u32) -> Option<ConnEntry> {
+        let key = (u32::from(template.service), template.real_server);
+        let &(protocol, virtual_address, real_server) = self.by_slots.get(&key)?;
+        let real_server = match virtual_address.port() {
+            0 => SocketAddr::new(real_server.ip(), 0),
+            _ => real_server,
+        };
+        Some(ConnEntry {
+            protocol,
+            state: "NONE".to_owned(),
+            expires: template.expires.saturating_sub(now),
+            client: SocketAddr::new(template.client, 0),
+            virtual_address,
+            real_server,
+            local: None,
+            template: true,
+        })
+    }
 }
 
 /// How many services and real servers the dataplane has room for.
@@ -464,6 +514,7 @@ impl Control {
         only: Option<&ServiceKey>,
         workers: &[&WorkerCounters],
         rates: &Estimator,
+        persistent: &PersistentConns,
     ) -> Result<Vec<ServiceStatus>, Refusal> {
         if let Some(key) = only {
             self.service_index(key, "No such service")?;
@@ -494,7 +545,10 @@ impl Control {
                             spec: rs.spec,
                             active_conns: active,
                             inactive_conns: inactive,
-                            persistent_conns: 0,
+                            persistent_conns: persistent
+                                .get(&(entry.slot, rs.slot))
+                                .copied()
+                                .unwrap_or(0),
                             stats: stats(
                                 real_server_totals(workers, rs.slot),
                                 self.real_server_baseline[rs.slot as usize],
@@ -505,6 +559,23 @@ impl Control {
                     .collect(),
             })
             .collect())
+    }
+
+    /// What the slots of persistence templates stand for now.
+    pub fn template_targets(&self) -> TemplateTargets {
+        let by_slots = self
+            .services
+            .iter()
+            .flat_map(|service| {
+                service.real_servers.iter().map(|rs| {
+                    (
+                        (service.slot, rs.slot),
+                        (service.spec.protocol, service.spec.address, rs.spec.address),
+                    )
+                })
+            })
+            .collect();
+        TemplateTargets { by_slots }
     }
 
     /// Totals of every service and real server slot in use (since the
@@ -735,7 +806,7 @@ fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::SocketAddr;
     use std::sync::atomic::Ordering;
 
@@ -770,7 +841,7 @@ addresses = ["198.18.1.1/24"]
         .expect("valid configuration")
     }
 
-    fn control() -> Control {
+    pub(in crate::daemon) fn control() -> Control {
         Control::new(
             &config_with(""),
             vec![MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])],
@@ -786,7 +857,7 @@ addresses = ["198.18.1.1/24"]
         }
     }
 
-    fn service(port: u16, scheduler: SchedulerName) -> ServiceSpec {
+    pub(in crate::daemon) fn service(port: u16, scheduler: SchedulerName) -> ServiceSpec {
         ServiceSpec {
             protocol: Protocol::Tcp,
             address: key(port).address,
@@ -807,7 +878,11 @@ addresses = ["198.18.1.1/24"]
         }
     }
 
-    fn add_real(control: &mut Control, port: u16, last: u8) -> Result<(), Refusal> {
+    pub(in crate::daemon) fn add_real(
+        control: &mut Control,
+        port: u16,
+        last: u8,
+    ) -> Result<(), Refusal> {
         control.apply(&Change::AddRealServer(RealServerChange {
             service: key(port),
             real_server: real(last, 1),
@@ -1069,6 +1144,73 @@ forward = "fullnat"
         assert_eq!(slot_of(&mut control, 15), Some(removed));
     }
 
+    /// Templates are listed as IPVS lists them and counted in their real
+    /// server's PersistConn; those of a real server that is gone are not.
+    #[test]
+    fn templates_are_listed_and_counted_by_their_slots() {
+        use dataplane::persistence::TemplateKey;
+        let mut control = control();
+        for port in [80, 81] {
+            let mut spec = service(port, SchedulerName::Rr);
+            spec.persistence = Some(Persistence {
+                timeout: 60,
+                netmask: 24,
+            });
+            control.apply(&Change::AddService(spec)).unwrap();
+        }
+        add_real(&mut control, 80, 11).unwrap();
+        add_real(&mut control, 81, 12).unwrap();
+        let snapshot = control.snapshot();
+        let slots = |i: usize| {
+            let service = &snapshot.services[i];
+            (service.slot, service.real_servers[0].slot)
+        };
+        let (now, expires) = (1000, 1060);
+        let templates = Templates::new(64, 1);
+        let place = |service: u16, client: [u8; 4], real_server: u32| {
+            let key = TemplateKey::new(&templates, service, Ipv4Addr::from(client), 24);
+            templates.place(&key, real_server, expires, now, None);
+        };
+        place(slots(0).0, [198, 19, 0, 7], slots(0).1);
+        place(slots(1).0, [198, 19, 1, 8], slots(1).1);
+        place(slots(0).0, [198, 19, 2, 9], 3);
+
+        let targets = control.template_targets();
+        let mut listed = Vec::new();
+        templates.scan(0, usize::MAX, now + 1, |template| {
+            listed.extend(targets.entry(&template, now + 1));
+        });
+        listed.sort_by_key(|entry| entry.virtual_address.port());
+        let template = |client: &str, virtual_address: &str, real_server: &str| ConnEntry {
+            protocol: Protocol::Tcp,
+            state: "NONE".to_owned(),
+            expires: 59,
+            client: client.parse().unwrap(),
+            virtual_address: virtual_address.parse().unwrap(),
+            real_server: real_server.parse().unwrap(),
+            local: None,
+            template: true,
+        };
+        assert_eq!(
+            listed,
+            [
+                template("198.19.0.0:0", "198.18.0.10:80", "198.18.1.11:80"),
+                template("198.19.1.0:0", "198.18.0.10:81", "198.18.1.12:80"),
+            ]
+        );
+
+        let counts = persistent_conns(&templates, now);
+        let listing = control
+            .status(None, &[], &Estimator::default(), &counts)
+            .unwrap();
+        let persist_conns: Vec<u64> = listing
+            .iter()
+            .map(|service| service.real_servers[0].persistent_conns)
+            .collect();
+        assert_eq!(persist_conns, [1, 1]);
+        assert!(persistent_conns(&templates, expires).is_empty(), "expired");
+    }
+
     #[test]
     fn listings_sum_workers_and_zeroing_sets_a_baseline() {
         let mut control = control();
@@ -1087,7 +1229,9 @@ forward = "fullnat"
             bump(&worker.real_server(slot).traffic.conns, 3);
         }
         let view: Vec<&WorkerCounters> = workers.iter().collect();
-        let listing = control.status(None, &view, &Estimator::default()).unwrap();
+        let listing = control
+            .status(None, &view, &Estimator::default(), &PersistentConns::new())
+            .unwrap();
         let rs = &listing[0].real_servers[0];
         assert_eq!(
             (rs.active_conns, rs.inactive_conns, rs.stats.conns),
@@ -1095,7 +1239,12 @@ forward = "fullnat"
         );
         control.zero(None, &view).unwrap();
         let rs = &control
-            .status(Some(&key(80)), &view, &Estimator::default())
+            .status(
+                Some(&key(80)),
+                &view,
+                &Estimator::default(),
+                &PersistentConns::new(),
+            )
             .unwrap()[0]
             .real_servers[0];
         assert_eq!(
@@ -1105,7 +1254,12 @@ forward = "fullnat"
         );
         assert_eq!(
             control
-                .status(Some(&key(81)), &view, &Estimator::default())
+                .status(
+                    Some(&key(81)),
+                    &view,
+                    &Estimator::default(),
+                    &PersistentConns::new()
+                )
                 .unwrap_err()
                 .status,
             Status::NotFound

@@ -57,8 +57,8 @@ pub enum Command {
     List(ListOptions),
     /// `-L --timeout`
     ListTimeouts,
-    /// `-L -c`: parsed, but rvsd has no connection listing yet.
-    ListConnections,
+    /// `-L -c`: the connections and persistence templates.
+    ListConnections(ConnListOptions),
     /// `-L --workers` (rvs): each worker's packet counts, drops and cost.
     ListWorkers,
     /// `-Z [service]`
@@ -73,6 +73,9 @@ pub enum Command {
     Help,
     /// `-v`
     Version,
+    /// `--import-keepalived FILE` (rvs): print the LVS part of a
+    /// keepalived.conf as rvsd configuration ([`crate::keepalived`]).
+    ImportKeepalived(PathBuf),
 }
 
 /// How `-L` lists services.
@@ -87,6 +90,17 @@ pub struct ListOptions {
     pub exact: bool,
     /// Sorted by address as ipvsadm does, unless `--nosort`.
     pub sort: bool,
+}
+
+/// How `-L -c` lists connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnListOptions {
+    /// `-n`: addresses and ports as numbers.
+    pub numeric: bool,
+    /// `--persistent-conn`: the title also names ipvsadm's persistence
+    /// engine columns (`pe name`, `pe_data`), which stay empty: rvs has no
+    /// persistence engines.
+    pub persistence_engine: bool,
 }
 
 /// The columns of a listing.
@@ -134,6 +148,18 @@ pub fn parse(program: &str, args: &[String], names: &Names) -> Result<Invocation
     let mut state = State::default();
     let command = parser.first_command(&mut state)?;
     if let Some(command) = state.command_override.take() {
+        // The import reads its file and nothing else.
+        if matches!(command, Command::ImportKeepalived(_))
+            && let Some(event) = parser.next_event()?
+        {
+            let extra = match event {
+                Event::Positional(word) => word,
+                Event::Option { spelling, .. } => spelling,
+            };
+            return Err(Failure::fail(format!(
+                "unexpected argument {extra}: --import-keepalived takes one file and no other option"
+            )));
+        }
         // ipvsadm prints help or version at once, whatever follows.
         return Ok(Invocation {
             command,
@@ -172,6 +198,7 @@ Usage:
   {p} -L|l [virtual-service] [options]
   {p} -Z [virtual-service]
   {p} --set tcp tcpfin udp
+  {p} --import-keepalived FILE
   {p} -h
 
 Commands:
@@ -208,7 +235,7 @@ Options:
   --weight       -w weight            capacity of real server
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
-  --connection   -c                   output of current IPVS connections (not supported yet)
+  --connection   -c                   output of current IPVS connections
   --timeout                           output of timeout (tcp tcpfin udp)
   --stats                             output of statistics information
   --rate                              output of rate information
@@ -225,6 +252,10 @@ rvs options:
   --json                              print listings as rvsd's protocol JSON
   --socket PATH                       rvsd's control socket (default: $RVS_SOCKET,
                                       else /run/rvs/rvsd.sock)
+  --import-keepalived FILE            print the virtual servers of keepalived.conf FILE
+                                      as rvsd TOML ([[services]]); list what could not
+                                      be translated on stderr, one line each, and then
+                                      exit 3 (0 when everything was translated)
 ",
         version = version()
     )
@@ -422,6 +453,8 @@ enum Action {
     Ipv6,
     /// rvs's `--socket PATH`.
     Socket,
+    /// rvs's `--import-keepalived FILE`, a command of its own.
+    ImportKeepalived,
     /// An ipvsadm option rvs does not implement yet: what to call it.
     Unsupported(&'static str),
 }
@@ -443,8 +476,8 @@ const fn spec(long: &'static str, short: Option<char>, arg: Arg, action: Action)
     }
 }
 
-/// ipvsadm's option table (`options_table`), plus `--fullnat`, `--json`
-/// and `--socket`.
+/// ipvsadm's option table (`options_table`), plus `--fullnat`, `--json`,
+/// `--socket` and `--import-keepalived`.
 #[rustfmt::skip]
 const SPECS: &[Spec] = &[
     spec("add-service", Some('A'), Arg::None, Action::Command(Cmd::Add)),
@@ -509,6 +542,7 @@ const SPECS: &[Spec] = &[
     spec("json", None, Arg::None, Action::Flag(Opt::Json)),
     spec("workers", None, Arg::None, Action::Flag(Opt::Workers)),
     spec("socket", None, Arg::Required, Action::Socket),
+    spec("import-keepalived", None, Arg::Required, Action::ImportKeepalived),
 ];
 
 const SYNC_DAEMON: &str = "the connection sync daemon";
@@ -564,6 +598,12 @@ impl Parser<'_> {
                     }
                     Action::Version => {
                         state.command_override = Some(Command::Version);
+                        return Ok(Cmd::List);
+                    }
+                    Action::ImportKeepalived => {
+                        // Arg::Required: the parser has read the value.
+                        let file = PathBuf::from(value.unwrap_or_default());
+                        state.command_override = Some(Command::ImportKeepalived(file));
                         return Ok(Cmd::List);
                     }
                     // rvs's own options may come anywhere.
@@ -733,7 +773,7 @@ impl State {
         // Only options that take a value reach the arms that read it.
         let text = value.unwrap_or_default();
         match spec.action {
-            Action::Command(_) | Action::Help | Action::Version => {
+            Action::Command(_) | Action::Help | Action::Version | Action::ImportKeepalived => {
                 return Err(Failure::fail(format!("invalid option `{spelling}'")));
             }
             Action::Unsupported(what) => {
@@ -972,7 +1012,10 @@ impl State {
             return Ok(Command::ListWorkers);
         }
         if self.has(Opt::Connection) {
-            return Ok(Command::ListConnections);
+            return Ok(Command::ListConnections(ConnListOptions {
+                numeric: self.has(Opt::Numeric),
+                persistence_engine: self.has(Opt::PersistentConn),
+            }));
         }
         if self.has(Opt::Timeout) {
             return Ok(Command::ListTimeouts);
@@ -1543,9 +1586,19 @@ mod tests {
             })
         );
         assert_eq!(command("-L --timeout"), Command::ListTimeouts);
-        assert_eq!(command("-Lnc"), Command::ListConnections);
+        let connections = |numeric, persistence_engine| {
+            Command::ListConnections(ConnListOptions {
+                numeric,
+                persistence_engine,
+            })
+        };
+        assert_eq!(command("-Lnc"), connections(true, false));
         assert_eq!(command("-L --workers"), Command::ListWorkers);
-        assert_eq!(command("-L --connection"), Command::ListConnections);
+        assert_eq!(command("-L --connection"), connections(false, false));
+        assert_eq!(
+            command("-L -c --persistent-conn --exact --nosort"),
+            connections(false, true)
+        );
         assert_eq!(command("-Z"), Command::Zero(None));
         assert_eq!(
             command("--zero -t 198.18.0.10:80"),

@@ -9,13 +9,13 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use super::args::{ListOptions, ListView};
+use super::args::{ConnListOptions, ListOptions, ListView};
 use super::names::Names;
 use crate::model::{
     ForwardMethod, Protocol, RealServerStatus, SCHEDULER_FLAGS, SchedulerName, ServiceSpec,
     ServiceStatus, Timeouts,
 };
-use crate::protocol::DaemonInfo;
+use crate::protocol::{ConnEntry, DaemonInfo};
 
 /// The IPVS version ipvsadm prints; rvs behaves as this version of IPVS.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -50,6 +50,45 @@ pub fn timeouts(timeouts: &Timeouts) -> String {
         "Timeout (tcp tcpfin udp): {} {} {}\n",
         timeouts.tcp, timeouts.tcp_fin, timeouts.udp
     )
+}
+
+/// The title of `ipvsadm -L -c`. With `--persistent-conn`, ipvsadm also
+/// names its persistence engine columns; rows fill them only for a
+/// connection with an engine, which rvs never has.
+pub fn connections_title(options: &ConnListOptions) -> String {
+    let mut title = format!(
+        "IPVS connection entries\npro expire {:<11} {:<18} {:<18} ",
+        "state", "source", "virtual"
+    );
+    if options.persistence_engine {
+        let _ = write!(title, "{:<18} {:<16} pe_data", "destination", "pe name");
+    } else {
+        title.push_str("destination");
+    }
+    title.push('\n');
+    title
+}
+
+/// The rows of `ipvsadm -L -c` (ipvsadm's `print_conn`): protocol, time
+/// left as minutes:seconds, state, then client, virtual and destination
+/// endpoints, never cut. A template's client is its network, port 0.
+pub fn connections(entries: &[ConnEntry], options: &ConnListOptions, names: &Names) -> String {
+    let namer = Namer::new(names, options.numeric);
+    let mut out = String::new();
+    for entry in entries {
+        let expire = format!("{:02}:{:02}", entry.expires / 60, entry.expires % 60);
+        let endpoint = |address| namer.endpoint(address, entry.protocol);
+        let _ = writeln!(
+            out,
+            "{:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
+            entry.protocol.ipvsadm_name(),
+            entry.state,
+            endpoint(entry.client),
+            endpoint(entry.virtual_address),
+            endpoint(entry.real_server),
+        );
+    }
+    out
 }
 
 /// `rvsadm --workers` (rvs's own listing): a row per worker, then its
@@ -885,6 +924,149 @@ pub(super) mod tests {
         let text = listing(None, &table, &numeric(ListView::Stats), &names());
         assert!(text.contains(&format!("UDP  {long}        0")), "{text}");
         assert!(text.contains(&format!("  -> {long}        0")), "{text}");
+    }
+
+    /// The connections of `testdata/list-connections*.txt`, in the order
+    /// of the kernel's listing that ipvsadm printed them from. The IPv6
+    /// FULLNAT connection's LIP:lport is not in ipvsadm's columns.
+    pub(in crate::ipvsadm) fn connections_table() -> Vec<ConnEntry> {
+        let entry = |protocol,
+                     state: &str,
+                     expires,
+                     client: &str,
+                     virtual_address: &str,
+                     real_server: &str| {
+            ConnEntry {
+                protocol,
+                state: state.to_owned(),
+                expires,
+                client: client.parse().unwrap(),
+                virtual_address: virtual_address.parse().unwrap(),
+                real_server: real_server.parse().unwrap(),
+                local: None,
+                template: false,
+            }
+        };
+        let (tcp, udp) = (Protocol::Tcp, Protocol::Udp);
+        let vip = "198.18.0.10:80";
+        let vip6 = "[fd00::10]:80";
+        vec![
+            entry(
+                tcp,
+                "ESTABLISHED",
+                899,
+                "198.18.0.2:40000",
+                vip,
+                "198.18.1.12:80",
+            ),
+            entry(
+                tcp,
+                "TIME_WAIT",
+                59,
+                "198.18.0.3:40001",
+                vip,
+                "198.18.1.11:8080",
+            ),
+            entry(
+                tcp,
+                "SYN_RECV",
+                60,
+                "198.18.0.4:41000",
+                vip,
+                "198.18.1.11:8080",
+            ),
+            entry(
+                udp,
+                "UDP",
+                299,
+                "198.18.0.2:40002",
+                "198.18.0.10:53",
+                "198.18.1.11:53",
+            ),
+            // Minutes past 99 widen the column.
+            entry(
+                tcp,
+                "ESTABLISHED",
+                7199,
+                "198.18.0.3:40003",
+                vip,
+                "198.18.1.12:80",
+            ),
+            entry(
+                tcp,
+                "FIN_WAIT",
+                119,
+                "[fd00::2]:41001",
+                vip6,
+                "[fd00:1::11]:80",
+            ),
+            ConnEntry {
+                local: Some("[fd00:1::100]:5001".parse().unwrap()),
+                ..entry(
+                    tcp,
+                    "ESTABLISHED",
+                    900,
+                    "[fd00:1234:5678:9abc:def0:1234:5678:9abc]:41002",
+                    vip6,
+                    "[fd00:1::12]:8080",
+                )
+            },
+            ConnEntry {
+                template: true,
+                ..entry(
+                    udp,
+                    "NONE",
+                    600,
+                    "198.18.0.0:0",
+                    "198.18.0.10:53",
+                    "198.18.1.11:53",
+                )
+            },
+        ]
+    }
+
+    #[test]
+    fn connections_match_ipvsadm() {
+        let table = connections_table();
+        let numeric = ConnListOptions {
+            numeric: true,
+            persistence_engine: false,
+        };
+        let listing = |options: &ConnListOptions, names: &Names| {
+            connections_title(options) + &connections(&table, options, names)
+        };
+        assert_golden(
+            &listing(&numeric, &names()),
+            include_str!("testdata/list-connections.txt"),
+        );
+        let engines = ConnListOptions {
+            persistence_engine: true,
+            ..numeric
+        };
+        assert_golden(
+            &listing(&engines, &names()),
+            include_str!("testdata/list-connections-persistent-conn.txt"),
+        );
+        // Names are not cut, however long (the names of `hosts_table()`,
+        // and the system's service names ipvsadm printed with).
+        let hosts = Names::from_tables(
+            "domain 53/udp\nhttp 80/tcp\nhttp-alt 8080/tcp\n",
+            "198.18.0.10 vip.example\n198.18.1.11 a-really-long-real-server-name.example.org rs1\n",
+        );
+        let named = ConnListOptions {
+            numeric: false,
+            ..numeric
+        };
+        assert_golden(
+            &listing(&named, &hosts),
+            include_str!("testdata/list-connections-hosts.txt"),
+        );
+        // Pages print their rows one after the other.
+        let (first, second) = table.split_at(3);
+        assert_eq!(
+            connections(first, &numeric, &names()) + &connections(second, &numeric, &names()),
+            connections(&table, &numeric, &names())
+        );
     }
 
     #[test]

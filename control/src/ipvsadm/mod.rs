@@ -15,9 +15,12 @@
 //! and `/etc/hosts` only (never DNS); addresses sort numerically (ipvsadm's
 //! comparison wraps for addresses 2^31 apart); `-S` also saves thresholds;
 //! `-R` checks every line before applying any and stops at the first
-//! failure, naming its line; options of features rvs lacks (fwmark and SCTP
-//! services, the sync daemon, one-packet scheduling, persistence engines,
-//! GUE tunnels, the connection listing) are refused as "not supported yet".
+//! failure, naming its line; `-c` lists connections worker by worker, then
+//! the persistence templates (ipvsadm shows the kernel's hash order), and
+//! shows FULLNAT's LIP:lport only with `--json` (ipvsadm has no column for
+//! it); options of features rvs lacks (fwmark and SCTP services, the sync
+//! daemon, one-packet scheduling, persistence engines, GUE tunnels) are
+//! refused as "not supported yet".
 
 pub mod args;
 pub mod format;
@@ -27,10 +30,14 @@ pub mod save;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::keepalived;
 use crate::model::Timeouts;
-use crate::protocol::{Client, DaemonInfo, ProtocolError, Reply, Request, ServiceFilter};
+use crate::protocol::{
+    CONN_PAGE_MAX, Client, ConnCursor, ConnListRequest, DaemonInfo, ProtocolError, Reply, Request,
+    ServiceFilter,
+};
 
-pub use args::{Command, Invocation, ListOptions, ListView};
+pub use args::{Command, ConnListOptions, Invocation, ListOptions, ListView};
 pub use names::Names;
 
 /// ipvsadm's status when a listing fails (`exit(1)`).
@@ -149,7 +156,9 @@ impl Command {
                 }
             }
             Command::Save { .. } => vec![Request::ListServices(all)],
-            Command::ListConnections | Command::Restore | Command::Help | Command::Version => {
+            // The first page; [`run`] asks for the following ones.
+            Command::ListConnections(_) => vec![connections_page(None)],
+            Command::Restore | Command::Help | Command::Version | Command::ImportKeepalived(_) => {
                 vec![]
             }
         }
@@ -160,7 +169,11 @@ impl Command {
     pub fn is_listing(&self) -> bool {
         matches!(
             self,
-            Command::List(_) | Command::ListTimeouts | Command::ListWorkers | Command::Save { .. }
+            Command::List(_)
+                | Command::ListConnections(_)
+                | Command::ListTimeouts
+                | Command::ListWorkers
+                | Command::Save { .. }
         )
     }
 }
@@ -218,7 +231,7 @@ pub fn run<D: Daemon>(
     connect: impl FnOnce(&Path) -> Result<D, ProtocolError>,
 ) -> i32 {
     match run_inner(args, environment, terminal, connect) {
-        Ok(()) => 0,
+        Ok(status) => status,
         Err(failure) => {
             // Nothing sensible remains to be done when stderr is gone.
             let _ = writeln!(terminal.stderr, "{}", failure.message);
@@ -232,7 +245,7 @@ fn run_inner<D: Daemon>(
     environment: &Environment,
     terminal: &mut Terminal<'_>,
     connect: impl FnOnce(&Path) -> Result<D, ProtocolError>,
-) -> Result<(), Failure> {
+) -> Result<i32, Failure> {
     let program = environment.program.as_str();
     let names = &environment.names;
     let invocation = args::parse(program, args, names)?;
@@ -249,10 +262,20 @@ fn run_inner<D: Daemon>(
     match &invocation.command {
         Command::Help => print(&args::usage(program)),
         Command::Version => print(&args::version()),
-        Command::ListConnections => {
-            return Err(Failure::unsupported(
-                "Listing connections (-c, --connection)",
-            ));
+        Command::ListConnections(options) => {
+            let mut daemon = connect(&socket)?;
+            list_connections(&mut daemon, options, invocation.json, names, &mut print)?;
+        }
+        Command::ImportKeepalived(path) => {
+            let translation =
+                keepalived::import(path).map_err(|error| Failure::fail(error.to_string()))?;
+            print(&translation.toml);
+            for item in &translation.untranslated {
+                let _ = writeln!(terminal.stderr, "{item}");
+            }
+            if !translation.untranslated.is_empty() {
+                return Ok(keepalived::EXIT_INCOMPLETE);
+            }
         }
         Command::Restore => {
             let mut text = String::new();
@@ -265,7 +288,7 @@ fn run_inner<D: Daemon>(
                 exit_code: error.error.exit_code,
             })?;
             if lines.is_empty() {
-                return Ok(());
+                return Ok(0);
             }
             let mut daemon = connect(&socket)?;
             for line in lines {
@@ -282,7 +305,74 @@ fn run_inner<D: Daemon>(
             print(&execute(&invocation, &mut daemon, names)?);
         }
     }
+    Ok(0)
+}
+
+/// The request for the connection listing's page at `cursor`.
+fn connections_page(cursor: Option<ConnCursor>) -> Request {
+    Request::ListConnections(ConnListRequest {
+        cursor,
+        limit: CONN_PAGE_MAX,
+    })
+}
+
+/// `-L -c`: asks for page after page until the last, printing each as it
+/// comes, so that a table of millions never sits in rvsadm's memory.
+/// `--json` prints one array of the protocol's entries.
+fn list_connections(
+    daemon: &mut impl Daemon,
+    options: &ConnListOptions,
+    json: bool,
+    names: &Names,
+    print: &mut impl FnMut(&str),
+) -> Result<(), Failure> {
+    if !json {
+        print(&format::connections_title(options));
+    }
+    let mut cursor = None;
+    let mut listed = 0usize;
+    loop {
+        let page = match daemon.call(&connections_page(cursor)) {
+            Ok(Reply::Connections(page)) => page,
+            Ok(_) => return Err(unexpected_reply()),
+            Err(error) => return Err(Failure::from_daemon(error, true)),
+        };
+        if json {
+            // The layout of `json(&all_entries)`, an entry at a time.
+            for entry in &page.connections {
+                let text = serde_json::to_string_pretty(entry).unwrap_or_default();
+                print(if listed == 0 { "[\n" } else { ",\n" });
+                print(&indent(&text));
+                listed += 1;
+            }
+        } else {
+            print(&format::connections(&page.connections, options, names));
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    if json {
+        print(if listed == 0 { "[]\n" } else { "\n]\n" });
+    }
     Ok(())
+}
+
+/// Each line of `text` indented by two blanks, as `to_string_pretty`
+/// indents an array's elements.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn unexpected_reply() -> Failure {
+    Failure {
+        message: "rvsd sent an unexpected reply".to_owned(),
+        exit_code: EXIT_LISTING_FAILED,
+    }
 }
 
 /// Sends a command's requests and renders the replies.
@@ -309,10 +399,7 @@ fn execute(
 }
 
 fn render(invocation: &Invocation, replies: &[Reply], names: &Names) -> Result<String, Failure> {
-    let unexpected = || Failure {
-        message: "rvsd sent an unexpected reply".to_owned(),
-        exit_code: EXIT_LISTING_FAILED,
-    };
+    let unexpected = unexpected_reply;
     let services = || {
         replies
             .iter()

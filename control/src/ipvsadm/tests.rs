@@ -3,13 +3,14 @@
 
 use std::os::unix::net::UnixListener;
 
-use super::format::tests::{golden_table, names};
+use super::format::tests::{connections_table, golden_table, names};
 use super::*;
 use crate::model::{
     ForwardMethod, Protocol, RealServerSpec, SchedulerName, ServiceKey, ServiceSpec, ServiceStatus,
 };
 use crate::protocol::{
-    self, Header, RealServerChange, RealServerRef, Status, encode_error, encode_reply,
+    self, ConnEntry, ConnPage, Header, RealServerChange, RealServerRef, Status, encode_error,
+    encode_reply,
 };
 
 /// An rvsd stand-in: answers listings from a table and records requests.
@@ -20,6 +21,11 @@ struct FakeDaemon {
     log: Vec<Request>,
     /// Refuse every change with this status and message.
     refuse: Option<(Status, &'static str)>,
+    /// The connection listing, served `page_size` entries a page.
+    connections: Vec<ConnEntry>,
+    page_size: usize,
+    /// Refuse the connection listing's page at this cursor.
+    refuse_page: Option<ConnCursor>,
 }
 
 impl Daemon for FakeDaemon {
@@ -47,6 +53,26 @@ impl Daemon for FakeDaemon {
                     .collect(),
             ),
             Request::GetTimeouts => Reply::Timeouts(self.timeouts),
+            Request::ListConnections(page) => {
+                if page.cursor.is_some() && page.cursor == self.refuse_page {
+                    return Err(ProtocolError::Refused {
+                        status: Status::Internal,
+                        message: "worker 1 did not answer the connection listing within 1000 ms"
+                            .to_owned(),
+                    });
+                }
+                // The cursor says how many entries were listed already.
+                let from = match page.cursor {
+                    Some(ConnCursor::Templates { entry }) => entry as usize,
+                    _ => 0,
+                };
+                let to = (from + self.page_size.max(1)).min(self.connections.len());
+                Reply::Connections(ConnPage {
+                    connections: self.connections[from..to].to_vec(),
+                    next: (to < self.connections.len())
+                        .then_some(ConnCursor::Templates { entry: to as u64 }),
+                })
+            }
             Request::SetTimeouts(timeouts) => {
                 self.timeouts = *timeouts;
                 Reply::Done {}
@@ -216,7 +242,13 @@ fn commands_map_to_requests() {
                 }),
             ],
         ),
-        (Command::ListConnections, vec![]),
+        (
+            Command::ListConnections(ConnListOptions::default()),
+            vec![Request::ListConnections(ConnListRequest {
+                cursor: None,
+                limit: CONN_PAGE_MAX,
+            })],
+        ),
         (Command::Restore, vec![]),
         (Command::Help, vec![]),
         (Command::Version, vec![]),
@@ -351,12 +383,9 @@ fn bad_command_lines_never_reach_the_daemon() {
         outcome.stderr,
         "Illegal 'weight' option with the 'add-service' command\n"
     );
-    let outcome = rvsadm("-Lnc", &mut daemon);
+    let outcome = rvsadm("-Lnc --stats", &mut daemon);
     assert_eq!(outcome.status, 2);
-    assert_eq!(
-        outcome.stderr,
-        "Listing connections (-c, --connection) is not supported yet\n"
-    );
+    assert_eq!(outcome.stderr, "options conflicts in the list command\n");
     let outcome = rvsadm("-h", &mut daemon);
     assert_eq!(outcome.status, 0);
     assert!(
@@ -365,6 +394,80 @@ fn bad_command_lines_never_reach_the_daemon() {
             .contains("Usage:\n  rvsadm -A|E virtual-service")
     );
     assert!(daemon.log.is_empty());
+}
+
+/// `-L -c` follows the pages to the last and prints them as one listing.
+#[test]
+fn the_connection_listing_follows_every_page() {
+    let mut daemon = FakeDaemon {
+        connections: connections_table(),
+        page_size: 3,
+        ..FakeDaemon::default()
+    };
+    let outcome = rvsadm("-Lnc", &mut daemon);
+    assert_eq!((outcome.status, outcome.stderr.as_str()), (0, ""));
+    assert_eq!(
+        outcome.stdout,
+        include_str!("testdata/list-connections.txt")
+    );
+    let cursors: Vec<Option<ConnCursor>> = daemon
+        .log
+        .iter()
+        .map(|request| match request {
+            Request::ListConnections(page) => {
+                assert_eq!(page.limit, CONN_PAGE_MAX);
+                page.cursor
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        cursors,
+        [
+            None,
+            Some(ConnCursor::Templates { entry: 3 }),
+            Some(ConnCursor::Templates { entry: 6 })
+        ]
+    );
+    let outcome = rvsadm("-L -c --persistent-conn -n", &mut daemon);
+    assert_eq!(
+        outcome.stdout,
+        include_str!("testdata/list-connections-persistent-conn.txt")
+    );
+
+    // --json: the protocol's entries, FULLNAT's LIP:lport included, as
+    // one array laid out as the other listings' JSON.
+    let outcome = rvsadm("-L -c --json", &mut daemon);
+    let entries: Vec<ConnEntry> = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(entries, connections_table());
+    assert_eq!(outcome.stdout, json(&connections_table()));
+    assert!(outcome.stdout.contains(r#""local": "[fd00:1::100]:5001""#));
+
+    // Nothing to list: the title alone, or an empty array.
+    let mut empty = FakeDaemon::default();
+    assert_eq!(
+        rvsadm("-Lnc", &mut empty).stdout,
+        "IPVS connection entries\n\
+         pro expire state       source             virtual            destination\n"
+    );
+    assert_eq!(rvsadm("-Lnc --json", &mut empty).stdout, "[]\n");
+
+    // A page that fails ends the listing with ipvsadm's listing status.
+    let mut failing = FakeDaemon {
+        connections: connections_table(),
+        page_size: 3,
+        refuse_page: Some(ConnCursor::Templates { entry: 6 }),
+        ..FakeDaemon::default()
+    };
+    let outcome = rvsadm("-Lnc", &mut failing);
+    assert_eq!(
+        (outcome.status, outcome.stderr.as_str()),
+        (
+            1,
+            "worker 1 did not answer the connection listing within 1000 ms\n"
+        )
+    );
+    assert_eq!(outcome.stdout.lines().count(), 2 + 6, "the pages before");
 }
 
 #[test]

@@ -456,6 +456,27 @@ impl<A: Address> ConnTable<A> {
         expired
     }
 
+    /// Visits the connections in entries `from..from + budget`, in table
+    /// order, and returns the entry to continue from (the capacity once
+    /// the table is done). `take` declining a connection stops the visit
+    /// there, so that the next visit starts with it. Listings use this to
+    /// walk a table of millions a bounded slice at a time.
+    pub fn visit(
+        &self,
+        from: u32,
+        budget: u32,
+        mut take: impl FnMut(ConnId, &Conn<A>) -> bool,
+    ) -> u32 {
+        let end = from.saturating_add(budget).min(self.capacity());
+        for id in from..end {
+            let conn = &self.conns[id as usize];
+            if conn.wheel_prev != FREE && !take(ConnId(id), conn) {
+                return id;
+            }
+        }
+        end
+    }
+
     /// Visits every connection (in table order, not by age).
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<A>)> {
         self.conns

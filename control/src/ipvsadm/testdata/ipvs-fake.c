@@ -5,6 +5,9 @@
  *   dest ADDR PORT FWD(0 masq,2 tunnel,3 route) WEIGHT UTHR LTHR ACTIVE INACT PERSIST conns inpkts outpkts inbytes outbytes cps inpps outpps inbps outbps
  *   timeout TCP FIN UDP
  *   seterr ERRNO   (every setsockopt fails with ERRNO)
+ * The connection listing reads $FAKE_IPVS_CONN in place of
+ * /proc/net/ip_vs_conn (the kernel's text: a title line, then a line per
+ * connection).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -113,4 +116,12 @@ int setsockopt(int fd, int level, int opt, const void *val, socklen_t len) {
 	if (seterr) { errno = seterr; return -1; }
 	fprintf(stderr, "[fake setsockopt %d len %u]\n", opt - IP_VS_BASE_CTL, len);
 	return 0;
+}
+
+FILE *fopen(const char *path, const char *mode) {
+	static FILE *(*real)(const char *, const char *);
+	if (!real) real = dlsym(RTLD_NEXT, "fopen");
+	const char *conns = getenv("FAKE_IPVS_CONN");
+	if (conns && !strcmp(path, "/proc/net/ip_vs_conn")) return real(conns, mode);
+	return real(path, mode);
 }

@@ -34,6 +34,19 @@ cat >"$work/hosts" <<'HOSTS'
 198.18.1.11 a-really-long-real-server-name.example.org rs1
 198.18.0.12 an-even-longer-virtual-service-name.example.org
 HOSTS
+# The connections both tables' listings show (-c), in the kernel's
+# /proc/net/ip_vs_conn format; the last one is a persistence template.
+cat >"$work/conns.txt" <<'CONNS'
+Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
+TCP C6120002 9C40 C612000A 0050 C612010C 0050 ESTABLISHED     899
+TCP C6120003 9C41 C612000A 0050 C612010B 1F90 TIME_WAIT        59
+TCP C6120004 A028 C612000A 0050 C612010B 1F90 SYN_RECV         60
+UDP C6120002 9C42 C612000A 0035 C612010B 0035 UDP             299
+TCP C6120003 9C43 C612000A 0050 C612010C 0050 ESTABLISHED    7199
+TCP fd00:0000:0000:0000:0000:0000:0000:0002 A029 fd00:0000:0000:0000:0000:0000:0000:0010 0050 fd00:0001:0000:0000:0000:0000:0000:0011 0050 FIN_WAIT        119
+TCP fd00:1234:5678:9abc:def0:1234:5678:9abc A02A fd00:0000:0000:0000:0000:0000:0000:0010 0050 fd00:0001:0000:0000:0000:0000:0000:0012 1F90 ESTABLISHED     900
+UDP C6120000 0000 C612000A 0035 C612010B 0035 NONE            600
+CONNS
 
 ipvsadm_with() { # HOSTS ARGS...: ipvsadm in a mount namespace with HOSTS as /etc/hosts
     local hosts=$1
@@ -42,7 +55,7 @@ ipvsadm_with() { # HOSTS ARGS...: ipvsadm in a mount namespace with HOSTS as /et
     unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec ipvsadm "$@"' "$hosts" "$@" \
         </dev/null | cat
 }
-export LD_PRELOAD=$work/fake.so
+export LD_PRELOAD=$work/fake.so FAKE_IPVS_CONN=$work/conns.txt
 golden() { FAKE_IPVS=$work/golden.txt ipvsadm_with /etc/hosts "$@"; }
 hosts() { FAKE_IPVS=$work/hosts-table.txt ipvsadm_with "$work/hosts" "$@"; }
 
@@ -56,8 +69,11 @@ golden -Ln --thresholds >"$here/list-thresholds.txt"
 golden -Ln --persistent-conn >"$here/list-persistent-conn.txt"
 golden -Ln --tun-info >"$here/list-tun-info.txt"
 golden -Ln -t 198.18.0.10:80 --thresholds >"$here/list-one-service.txt"
+golden -Lnc >"$here/list-connections.txt"
+golden -Lnc --persistent-conn >"$here/list-connections-persistent-conn.txt"
 golden -Sn >"$here/save-numeric.txt"
 golden -S >"$here/save-names.txt"
 hosts -L >"$here/list-hosts.txt"
 hosts -L --stats >"$here/list-hosts-stats.txt"
 hosts -S >"$here/save-hosts.txt"
+hosts -Lc >"$here/list-connections-hosts.txt"
