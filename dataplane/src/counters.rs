@@ -106,6 +106,9 @@ named_counters! {
         MultiSegment => "multi_segment",
         /// The transmit queue was full.
         TxQueueFull => "tx_queue_full",
+        /// The ring to the worker that owns the packet's connection was
+        /// full.
+        HandOffRingFull => "hand_off_ring_full",
         /// No mbuf could be allocated for a packet rvsd generates.
         MbufExhausted => "mbuf_exhausted",
         /// A packet rvsd generates did not fit into an mbuf.
@@ -138,6 +141,13 @@ named_counters! {
         /// went without one.
         TemplateUnplaced => "template_unplaced",
         SnapshotAdopted => "snapshot_adopted",
+        /// A packet of a connection another worker owns was handed to it.
+        HandOffSent => "hand_off_sent",
+        /// A packet another worker handed over was processed here.
+        HandOffReceived => "hand_off_received",
+        /// A neighbour learned here did not fit into another worker's
+        /// inbox; that worker resolves it itself when it needs it.
+        NeighbourNewsLost => "neighbour_news_lost",
         /// A configuration had more static neighbours or FULLNAT local
         /// addresses than a worker's tables hold; the rest were left out.
         ConfigNotApplied => "config_not_applied",
@@ -297,6 +307,11 @@ impl WorkerCounters {
     #[inline]
     pub fn count(&self, event: Event) {
         bump(&self.events[event as usize], 1);
+    }
+
+    #[inline]
+    pub fn count_n(&self, event: Event, n: u64) {
+        bump(&self.events[event as usize], n);
     }
 
     pub fn drops(&self, reason: DropReason) -> u64 {

@@ -23,7 +23,7 @@ mod flow;
 mod icmp;
 mod ip;
 mod local;
-mod ports;
+pub(crate) mod ports;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ use crate::neighbour::NeighbourTable;
 use crate::persistence::{RecentExtensions, Templates};
 use crate::sched::SchedulerState;
 use crate::snapshot::{Persistence, Snapshot};
+use crate::steering::{NeighbourExchange, client_owner, local_port_owner};
 use crate::time::{Duration, Instant};
 use crate::wire::{EtherType, EthernetFrame, IpProtocol, MacAddr, TcpPacket, UdpPacket};
 
@@ -71,6 +72,9 @@ pub enum Verdict {
     Consumed,
     /// Dropped; already counted under the reason.
     Drop(DropReason),
+    /// Another worker owns the packet's connection (see
+    /// [`crate::steering`]): hand it over, unchanged.
+    HandOff { worker: u16 },
 }
 
 /// A packet the director wants generated.
@@ -100,6 +104,9 @@ pub struct DirectorParams {
     pub templates: Arc<Templates>,
     /// Where the control thread asks for this worker's connections.
     pub listing: Arc<ConnMailbox>,
+    /// Where workers share the neighbours they learn (one inbox per
+    /// worker).
+    pub neighbour_exchange: Arc<NeighbourExchange>,
 }
 
 /// A small fixed-capacity FIFO; pushes beyond capacity are refused.
@@ -223,6 +230,15 @@ pub struct Director {
     icmp_sent: u32,
     /// IPv4 identification of the tunnel headers this worker writes.
     tunnel_ident: u16,
+    /// This worker, of `workers`: who owns what (see [`crate::steering`]).
+    worker: u16,
+    workers: u16,
+    /// Set while frames another worker handed over are processed: they
+    /// are this worker's by construction and never handed on, even if a
+    /// configuration change between the two workers' snapshots makes them
+    /// disagree about ownership.
+    owns_everything: bool,
+    neighbour_exchange: Arc<NeighbourExchange>,
 }
 
 /// What `classify` found a frame to be.
@@ -285,6 +301,10 @@ impl Director {
             persistence: vec![None; counters.service_slots()].into_boxed_slice(),
             templates: params.templates,
             listing: params.listing,
+            worker: params.worker,
+            workers: params.workers.max(1),
+            owns_everything: false,
+            neighbour_exchange: params.neighbour_exchange,
             extended: RecentExtensions::default(),
             counters,
             requests: Outbox::new(),
@@ -543,6 +563,12 @@ impl Director {
     /// of a connection listing if one is asked for (bounded), neighbour
     /// expiry and proactive resolution of real servers.
     pub fn housekeeping(&mut self, now: Instant) {
+        while let Some(news) = self.neighbour_exchange.receive(self.worker) {
+            match news.address {
+                IpAddr::V4(address) => self.adopt_neighbour(now, address, news.mac, news.create),
+                IpAddr::V6(address) => self.adopt_neighbour(now, address, news.mac, news.create),
+            }
+        }
         self.expire::<Ipv4Addr>(now);
         self.expire::<Ipv6Addr>(now);
         self.listing
@@ -581,6 +607,59 @@ impl Director {
     /// A next hop that became resolved: frames waiting for it can go.
     pub fn take_resolved(&mut self) -> Option<IpAddr> {
         self.resolved.pop()
+    }
+
+    /// Processes frames another worker handed over (see
+    /// [`Verdict::HandOff`]) as this worker's own.
+    pub fn process_handed_over<F: Frame>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        frames: &mut [F],
+        verdicts: &mut [Verdict],
+    ) {
+        self.owns_everything = true;
+        self.process_burst(now, port, frames, verdicts);
+        self.owns_everything = false;
+    }
+
+    /// The worker that owns the connection of a packet with `key`, which
+    /// this worker's table does not hold; `None` when it is this worker
+    /// (see [`crate::steering`]).
+    fn other_owner<A: Ip>(&self, key: &FlowKey<A>) -> Option<u16> {
+        if self.workers == 1 || self.owns_everything {
+            return None;
+        }
+        let owner = if self
+            .snapshot
+            .service(key.protocol, key.dst.to_ip(), key.dst_port)
+            .is_some()
+        {
+            client_owner(key.src.to_ip(), key.src_port, self.workers)
+        } else if A::plane(&self.planes).local_ports.serves(key.dst) {
+            local_port_owner(key.dst_port, self.workers)
+        } else {
+            client_owner(key.dst.to_ip(), key.dst_port, self.workers)
+        };
+        (owner != self.worker).then_some(owner)
+    }
+
+    /// A packet that belongs to `worker`: counted, to be handed over.
+    fn hand_off(&self, worker: u16) -> Verdict {
+        self.counters.count(Event::HandOffSent);
+        Verdict::HandOff { worker }
+    }
+
+    /// Records a neighbour another worker learned, without publishing it
+    /// again.
+    fn adopt_neighbour<A: Ip>(&mut self, now: Instant, address: A, mac: MacAddr, create: bool) {
+        if A::plane_mut(&mut self.planes)
+            .neighbours
+            .learn(now, address, mac, create)
+        {
+            self.counters.count(Event::NeighbourLearned);
+            self.resolved.push(address.to_ip());
+        }
     }
 
     fn drop(&self, reason: DropReason) -> Verdict {
@@ -703,5 +782,7 @@ fn parse_transport<A: Ip>(header: &Header<A>, segment: &[u8]) -> Result<Transpor
 mod mode_tests;
 #[cfg(test)]
 mod persistence_tests;
+#[cfg(test)]
+mod steering_tests;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,19 @@ pub trait PacketIo {
     fn to_kernel(&mut self, port: u16, frame: Self::Frame);
     /// Frees a frame; the I/O may batch.
     fn release(&mut self, frame: Self::Frame);
+    /// Hands a frame received on `port` to `worker`, which owns its
+    /// connection; the I/O batches, and drops and counts what does not
+    /// fit.
+    fn hand_off(&mut self, worker: u16, port: u16, frame: Self::Frame);
+}
+
+/// Where received frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A port's receive queue.
+    Port,
+    /// Another worker, which handed them over.
+    Worker,
 }
 
 /// A frame held until its next hop resolves.
@@ -82,7 +95,32 @@ impl<F: Frame> Engine<F> {
         &mut self,
         now: Instant,
         port: u16,
+        frames: impl Iterator<Item = F>,
+        io: &mut Io,
+    ) {
+        self.handle(now, port, frames, Origin::Port, io);
+    }
+
+    /// Handles frames that another worker received on `port` and handed
+    /// over (see [`Verdict::HandOff`]).
+    #[inline]
+    pub fn receive_handed_over<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
+        frames: impl Iterator<Item = F>,
+        io: &mut Io,
+    ) {
+        self.handle(now, port, frames, Origin::Worker, io);
+    }
+
+    #[inline]
+    fn handle<Io: PacketIo<Frame = F>>(
+        &mut self,
+        now: Instant,
+        port: u16,
         mut frames: impl Iterator<Item = F>,
+        origin: Origin,
         io: &mut Io,
     ) {
         // The batch keeps its capacity across bursts (taking it leaves an
@@ -92,16 +130,28 @@ impl<F: Frame> Engine<F> {
             batch.clear();
             let counters = self.director.counters();
             for frame in frames.by_ref().take(BURST) {
-                bump(&counters.rx_packets, 1);
-                bump(&counters.rx_bytes, frame.as_ref().len() as u64);
+                match origin {
+                    Origin::Port => {
+                        bump(&counters.rx_packets, 1);
+                        bump(&counters.rx_bytes, frame.as_ref().len() as u64);
+                    }
+                    Origin::Worker => counters.count(Event::HandOffReceived),
+                }
                 batch.push(frame);
             }
             if batch.is_empty() {
                 break;
             }
             let mut verdicts = [Verdict::Consumed; BURST];
-            self.director
-                .process_burst(now, port, &mut batch, &mut verdicts);
+            match origin {
+                Origin::Port => self
+                    .director
+                    .process_burst(now, port, &mut batch, &mut verdicts),
+                Origin::Worker => {
+                    self.director
+                        .process_handed_over(now, port, &mut batch, &mut verdicts)
+                }
+            }
             for (frame, verdict) in batch.drain(..).zip(verdicts) {
                 self.act(now, port, frame, verdict, io);
             }
@@ -137,6 +187,7 @@ impl<F: Frame> Engine<F> {
                 self.director.counters().count(Event::ToKernel);
                 io.to_kernel(port, frame);
             }
+            Verdict::HandOff { worker } => io.hand_off(worker, port, frame),
             Verdict::Consumed | Verdict::Drop(_) => io.release(frame),
         }
     }

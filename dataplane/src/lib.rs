@@ -23,6 +23,7 @@ pub mod persistence;
 pub mod route;
 pub mod sched;
 pub mod snapshot;
+pub mod steering;
 pub mod testing;
 pub mod time;
 pub mod wire;

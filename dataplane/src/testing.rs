@@ -23,6 +23,7 @@ use crate::listing::ConnMailbox;
 use crate::persistence::Templates;
 use crate::sched::SchedulerKind;
 use crate::snapshot::{PortAddresses, RealServer, Service, Snapshot, SnapshotParts};
+use crate::steering::NeighbourExchange;
 use crate::time::{Duration, Instant};
 use crate::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr, builder};
 
@@ -63,6 +64,8 @@ pub struct MemoryIo {
     pub transmitted: Vec<(u16, Vec<u8>)>,
     pub to_kernel: Vec<(u16, Vec<u8>)>,
     pub released: usize,
+    /// Frames handed to other workers: (worker, port, frame).
+    pub handed_off: Vec<(u16, u16, Vec<u8>)>,
     /// Makes `alloc` fail, as an exhausted mempool does.
     pub exhausted: bool,
 }
@@ -84,6 +87,11 @@ impl PacketIo for MemoryIo {
 
     fn release(&mut self, _frame: VecFrame) {
         self.released += 1;
+    }
+
+    fn hand_off(&mut self, worker: u16, port: u16, frame: VecFrame) {
+        self.handed_off
+            .push((worker, port, frame.as_ref().to_vec()));
     }
 }
 
@@ -200,6 +208,24 @@ pub fn snapshot(generation: u64, kind: SchedulerKind, weights: [u32; 2]) -> Snap
     })
 }
 
+/// What the workers of one daemon share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub workers: u16,
+    pub templates: Arc<Templates>,
+    pub neighbour_exchange: Arc<NeighbourExchange>,
+}
+
+impl Shared {
+    pub fn new(workers: u16) -> Shared {
+        Shared {
+            workers,
+            templates: Arc::new(Templates::new(1024, 7)),
+            neighbour_exchange: Arc::new(NeighbourExchange::new(workers)),
+        }
+    }
+}
+
 /// One worker's engine on in-memory ports, with a clock the test drives.
 #[derive(Debug)]
 pub struct Lab {
@@ -213,23 +239,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(snapshot: Snapshot, connections: u32) -> Lab {
-        Lab::worker(
-            Arc::new(snapshot),
-            connections,
-            0,
-            1,
-            Arc::new(Templates::new(1024, 7)),
-        )
+        Lab::worker(Arc::new(snapshot), connections, 0, &Shared::new(1))
     }
 
-    /// Worker `worker` of `workers`, sharing `templates` with the others.
-    pub fn worker(
-        snapshot: Arc<Snapshot>,
-        connections: u32,
-        worker: u16,
-        workers: u16,
-        templates: Arc<Templates>,
-    ) -> Lab {
+    /// Worker `worker` of `shared`'s workers.
+    pub fn worker(snapshot: Arc<Snapshot>, connections: u32, worker: u16, shared: &Shared) -> Lab {
         let counters = Arc::new(WorkerCounters::new(16, 16));
         let listing = Arc::new(ConnMailbox::default());
         let now = Instant(1_000_000_000);
@@ -240,9 +254,10 @@ impl Lab {
                 neighbours: 64,
                 hash_seed: SEED,
                 worker,
-                workers,
-                templates,
+                workers: shared.workers,
+                templates: Arc::clone(&shared.templates),
                 listing: Arc::clone(&listing),
+                neighbour_exchange: Arc::clone(&shared.neighbour_exchange),
             },
             snapshot,
             Arc::clone(&counters),
@@ -342,6 +357,7 @@ pub mod replay {
     use crate::snapshot::{
         PortAddresses, RealServer, Service, Snapshot, SnapshotParts, StaticNeighbour,
     };
+    use crate::steering::NeighbourExchange;
     use crate::time::Instant;
     use crate::wire::{Ipv4Cidr, MacAddr, TcpFlags, builder};
 
@@ -375,6 +391,10 @@ pub mod replay {
         }
 
         fn release(&mut self, frame: VecFrame) {
+            self.frames.push(frame);
+        }
+
+        fn hand_off(&mut self, _worker: u16, _port: u16, frame: VecFrame) {
             self.frames.push(frame);
         }
     }
@@ -488,6 +508,7 @@ pub mod replay {
                     workers: 1,
                     templates: Arc::new(Templates::new(1024, 7)),
                     listing: Arc::new(ConnMailbox::default()),
+                    neighbour_exchange: Arc::new(NeighbourExchange::new(1)),
                 },
                 Arc::new(snapshot(2, method)),
                 counters,

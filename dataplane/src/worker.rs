@@ -2,7 +2,8 @@
 //!
 //! One worker runs per lcore, pinned by EAL, with its own receive and
 //! transmit queue on every port. Each round it polls every port for a burst
-//! of up to 32 packets, hands them to the engine (prefetching the next
+//! of up to 32 packets, and the rings on which other workers hand it
+//! packets of connections it owns, hands them to the engine (prefetching the next
 //! packet's headers while the current one is processed), buffers transmits
 //! per port and flushes them at the end of the round (or as soon as a
 //! buffer holds a full burst). Every 100 µs it does housekeeping: picks up
@@ -18,7 +19,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dpdk_bind::{Burst, FreeBatch, Mbuf, Mempool, RxQueue, TxBuffer, TxQueue, tsc};
+use dpdk_bind::{
+    Burst, FreeBatch, Mbuf, Mempool, PortId, RingConsumer, RingProducer, RxQueue, TxBuffer,
+    TxQueue, tsc,
+};
 
 use crate::counters::{DropReason, WorkerCounters, bump};
 use crate::engine::{Engine, PacketIo};
@@ -70,11 +74,23 @@ pub struct PortQueues {
     pub tx: TxQueue,
 }
 
+/// A worker's single-producer single-consumer rings to and from every
+/// other worker, for packets of connections the other one owns (see
+/// [`crate::steering`]). A handed-over mbuf carries the dataplane number
+/// of the port it was received on in its `port` field.
+#[derive(Debug, Default)]
+pub struct HandOffRings {
+    /// Indexed by worker; `None` at this worker's own index.
+    pub to: Vec<Option<RingProducer>>,
+    pub from: Vec<RingConsumer>,
+}
+
 /// Everything a worker owns; moved onto its lcore.
 #[derive(Debug)]
 pub struct Worker {
     /// Indexed by the dataplane's port number.
     pub ports: Vec<PortQueues>,
+    pub hand_offs: HandOffRings,
     pub mempool: Mempool,
     pub engine: Engine<Mbuf>,
     pub snapshots: Arc<SnapshotCell>,
@@ -90,6 +106,9 @@ pub struct Worker {
 struct DpdkIo<'a> {
     tx_buffers: &'a mut [TxBuffer],
     ports: &'a mut [PortQueues],
+    /// Per worker, like `HandOffRings::to`.
+    hand_off_buffers: &'a mut [TxBuffer],
+    hand_off_rings: &'a mut [Option<RingProducer>],
     free: &'a mut FreeBatch,
     mempool: &'a Mempool,
     counters: &'a WorkerCounters,
@@ -110,10 +129,32 @@ impl DpdkIo<'_> {
         }
     }
 
+    /// Moves what waits for `worker` into its ring; what does not fit is
+    /// dropped and counted.
+    fn flush_hand_off(&mut self, worker: usize) {
+        let (Some(buffer), Some(Some(ring))) = (
+            self.hand_off_buffers.get_mut(worker),
+            self.hand_off_rings.get_mut(worker),
+        ) else {
+            return;
+        };
+        ring.enqueue_burst(buffer);
+        let dropped = buffer.clear();
+        if dropped > 0 {
+            self.counters
+                .count_drops(DropReason::HandOffRingFull, dropped as u64);
+        }
+    }
+
     fn flush_all(&mut self) {
         for port in 0..self.tx_buffers.len() {
             if !self.tx_buffers[port].is_empty() {
                 self.flush(port);
+            }
+        }
+        for worker in 0..self.hand_off_buffers.len() {
+            if !self.hand_off_buffers[worker].is_empty() {
+                self.flush_hand_off(worker);
             }
         }
         self.free.flush();
@@ -154,6 +195,24 @@ impl PacketIo for DpdkIo<'_> {
     fn release(&mut self, mbuf: Mbuf) {
         self.free.push(mbuf);
     }
+
+    #[inline]
+    fn hand_off(&mut self, worker: u16, port: u16, mut mbuf: Mbuf) {
+        let worker = usize::from(worker);
+        let Some(buffer) = self.hand_off_buffers.get_mut(worker) else {
+            self.counters.count_drop(DropReason::HandOffRingFull);
+            self.free.push(mbuf);
+            return;
+        };
+        mbuf.set_port(PortId(port));
+        if let Err(mbuf) = buffer.push(mbuf) {
+            self.flush_hand_off(worker);
+            if let Err(mbuf) = self.hand_off_buffers[worker].push(mbuf) {
+                // Unreachable after a flush, which empties the buffer.
+                self.free.push(mbuf);
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -163,6 +222,12 @@ impl Worker {
         let counters = Arc::clone(self.engine.director().counters());
         let mut tx_buffers: Vec<TxBuffer> =
             self.ports.iter().map(|_| TxBuffer::default()).collect();
+        let mut hand_off_buffers: Vec<TxBuffer> = self
+            .hand_offs
+            .to
+            .iter()
+            .map(|_| TxBuffer::default())
+            .collect();
         let mut free = FreeBatch::default();
         let mut burst: Burst = Burst::default();
         let mut next_housekeeping = clock.instant(tsc());
@@ -173,6 +238,8 @@ impl Worker {
             let mut io = DpdkIo {
                 tx_buffers: &mut tx_buffers,
                 ports: &mut self.ports,
+                hand_off_buffers: &mut hand_off_buffers,
+                hand_off_rings: &mut self.hand_offs.to,
                 free: &mut free,
                 mempool: &self.mempool,
                 counters: &counters,
@@ -199,6 +266,21 @@ impl Worker {
                 });
                 self.engine
                     .receive_burst(now, port as u16, packets, &mut io);
+            }
+            for ring in &mut self.hand_offs.from {
+                let count = ring.dequeue_burst(&mut burst);
+                if count == 0 {
+                    continue;
+                }
+                received += count;
+                let mut frames = burst.drain().peekable();
+                // Frames from several ports share the ring: a run of one
+                // port's frames at a time.
+                while let Some(first) = frames.peek() {
+                    let port = first.port().0;
+                    let run = std::iter::from_fn(|| frames.next_if(|mbuf| mbuf.port().0 == port));
+                    self.engine.receive_handed_over(now, port, run, &mut io);
+                }
             }
             io.flush_all();
             if received > 0 {

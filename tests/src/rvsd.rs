@@ -20,6 +20,10 @@ pub struct RvsdOptions {
     /// Back DPDK's memory with hugepages (reserved beforehand, for example
     /// by scripts/setup-hugepages.sh) instead of `--no-huge`.
     pub hugepages: bool,
+    /// Worker lcores, each with its own queue pair on every port. More
+    /// than one shares CPU 1 of this small machine (the idle back-off
+    /// makes that work).
+    pub workers: u16,
 }
 
 impl Default for RvsdOptions {
@@ -28,6 +32,7 @@ impl Default for RvsdOptions {
             services_toml: String::new(),
             connections_per_worker: 65536,
             hugepages: false,
+            workers: 1,
         }
     }
 }
@@ -155,11 +160,17 @@ fn config_text(id: &str, socket: &Path, network: &NetworkPlan, options: &RvsdOpt
     } else {
         r#""--no-huge", "-m", "512", "--no-shconf""#
     };
+    // The main lcore (control thread) on CPU 0, the workers on CPU 1.
+    let lcores = match options.workers {
+        0 | 1 => "0@0,1@1".to_owned(),
+        workers => format!("0@0,(1-{workers})@1"),
+    };
     let mut text = format!(
         r#"[eal]
-args = ["-l", "0,1", {memory}, "--no-pci", "--no-telemetry", "--file-prefix", "{id}", "--log-level", "*:warning"]
+args = ["--lcores", "{lcores}", {memory}, "--no-pci", "--no-telemetry", "--file-prefix", "{id}", "--log-level", "*:warning"]
 
 [dataplane]
+workers = {workers}
 connections_per_worker = {connections}
 idle_sleep_us = 100
 idle_polls = 2000
@@ -169,13 +180,15 @@ socket = "{socket}"
 "#,
         connections = options.connections_per_worker,
         socket = socket.display(),
+        workers = options.workers.max(1),
     );
     for (index, port) in network.ports.iter().enumerate() {
         let _ = write!(
             text,
-            "\n[[ports]]\nname = \"{}\"\ndevice = \"net_af_packet{index},iface={}\"\naddresses = {}\n",
+            "\n[[ports]]\nname = \"{}\"\ndevice = \"net_af_packet{index},iface={},qpairs={}\"\naddresses = {}\n",
             port.name,
             port.interface,
+            options.workers.max(1),
             toml_strings(&port.addresses),
         );
     }

@@ -36,11 +36,12 @@ use dataplane::engine::Engine;
 use dataplane::listing::ConnMailbox;
 use dataplane::persistence::{self, Templates};
 use dataplane::snapshot::{Retired, SnapshotCell};
+use dataplane::steering::NeighbourExchange;
 use dataplane::time::CycleClock;
 use dataplane::wire::MacAddr;
-use dataplane::worker::{IdleBackoff, PortQueues, Worker};
+use dataplane::worker::{HandOffRings, IdleBackoff, PortQueues, Worker};
 use dpdk_bind::{
-    Eal, LcoreHandle, Mempool, Port, PortConfig as DpdkPortConfig, PortId, QueueId, tsc,
+    Eal, LcoreHandle, MbufRing, Mempool, Port, PortConfig as DpdkPortConfig, PortId, QueueId, tsc,
 };
 
 use crate::config::{Config, FieldError};
@@ -88,25 +89,16 @@ fn setup_error(what: impl std::fmt::Display) -> DaemonError {
     DaemonError::Setup(what.to_string())
 }
 
-/// Workers rvsd runs at most for now: with several, a NAT reply could reach
-/// a worker other than the one holding its connection, until replies are
-/// steered to their owner.
-const MAX_WORKERS: u32 = 1;
+/// Mbufs each ring between two workers holds (see
+/// `dataplane::steering`): a few bursts, so that a worker that falls
+/// behind drops (and counts) rather than holding the pool.
+const HAND_OFF_RING: u32 = 1024;
 
 /// Checks a configuration as rvsd would before starting: the file's own
 /// rules and what the dataplane supports. Touches no DPDK.
 pub fn check(config: &Config) -> Result<(), DaemonError> {
     let macs = vec![MacAddr::ZERO; config.ports.len()];
-    let mut problems = Control::new(config, macs, LIMITS).err().unwrap_or_default();
-    if let Some(workers) = config.dataplane.workers.filter(|&w| w > MAX_WORKERS) {
-        problems.push(FieldError {
-            path: "dataplane.workers".to_owned(),
-            message: format!(
-                "{workers} workers are not supported yet: one worker per rvsd until \
-                 replies are steered to the worker that owns their connection"
-            ),
-        });
-    }
+    let problems = Control::new(config, macs, LIMITS).err().unwrap_or_default();
     if problems.is_empty() {
         Ok(())
     } else {
@@ -321,6 +313,50 @@ fn random_seed() -> HashSeed {
     HashSeed(words)
 }
 
+/// Why a virtual device cannot give each of `workers` its own queue pair,
+/// said before DPDK refuses with a bare errno: net_af_packet opens as many
+/// queue pairs as its `qpairs` argument (1 by default).
+fn queue_pairs_problem(device: &str, workers: usize) -> Option<String> {
+    if !device.starts_with("net_af_packet") {
+        return None;
+    }
+    let qpairs = device
+        .split(',')
+        .find_map(|argument| argument.strip_prefix("qpairs="))
+        .map_or(Some(1), |value| value.parse::<usize>().ok())?;
+    (qpairs < workers).then(|| {
+        format!(
+            "{workers} workers need a queue pair each, and this device has {qpairs}: \
+             add qpairs={workers} to it"
+        )
+    })
+}
+
+/// The rings between every two workers, by worker.
+fn hand_off_rings(
+    eal: &Eal,
+    workers: usize,
+    socket: dpdk_bind::SocketId,
+) -> Result<Vec<HandOffRings>, DaemonError> {
+    let mut rings: Vec<HandOffRings> = (0..workers)
+        .map(|_| HandOffRings {
+            to: (0..workers).map(|_| None).collect(),
+            from: Vec::new(),
+        })
+        .collect();
+    for from in 0..workers {
+        for to in (0..workers).filter(|&to| to != from) {
+            let name = format!("rvs_hand_off_{from}_{to}");
+            let (producer, consumer) = MbufRing::new(eal, &name, HAND_OFF_RING, socket)
+                .map_err(|error| setup_error(format!("{name}: {error}")))?
+                .split();
+            rings[from].to[to] = Some(producer);
+            rings[to].from.push(consumer);
+        }
+    }
+    Ok(rings)
+}
+
 /// Runs rvsd until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     // Everything that can be refused is refused before EAL starts.
@@ -332,7 +368,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let eal = Eal::init(&config.eal_args())?;
     let lcores: Vec<_> = eal.worker_lcores().collect();
-    let worker_count = config.dataplane.workers.unwrap_or(MAX_WORKERS) as usize;
+    // Every worker lcore by default: the main lcore runs the control
+    // thread (and the threads it starts inherit its affinity, so they stay
+    // off the workers' cores).
+    let worker_count = config
+        .dataplane
+        .workers
+        .map_or(lcores.len(), |workers| workers as usize);
     if lcores.len() > worker_count {
         tracing::warn!(
             lcores = lcores.len(),
@@ -355,7 +397,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let descriptors =
         u32::from(config.dataplane.rx_descriptors) + u32::from(config.dataplane.tx_descriptors);
     let needed = worker_count as u32
-        * (ports_count * descriptors + MBUFS_PER_WORKER + config.dataplane.mbuf_cache);
+        * (ports_count * descriptors
+            + MBUFS_PER_WORKER
+            + config.dataplane.mbuf_cache
+            + (worker_count as u32 - 1) * HAND_OFF_RING);
     if config.dataplane.mbufs < needed {
         return Err(setup_error(format!(
             "dataplane.mbufs: {} mbufs cannot fill {} port(s) x {} worker(s) x {} descriptors plus what workers hold; give at least {needed}",
@@ -381,6 +426,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 port_config.name, port_config.device
             ))
         };
+        if let Some(problem) = queue_pairs_problem(&port_config.device, worker_count) {
+            return Err(named(&problem));
+        }
         let id = PortId::by_name(&eal, port_config.dpdk_name()).map_err(|e| named(&e))?;
         let settings = DpdkPortConfig {
             rx_queues: worker_count as u16,
@@ -419,6 +467,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         polls: config.dataplane.idle_polls,
         sleep: StdDuration::from_micros(u64::from(config.dataplane.idle_sleep_us)),
     };
+    let neighbour_exchange = Arc::new(NeighbourExchange::new(worker_count as u16));
+    let mut hand_offs = hand_off_rings(&eal, worker_count, socket)?;
     let mut workers = Vec::new();
     let mut mailboxes = Vec::new();
     let mut handles: Vec<LcoreHandle> = Vec::new();
@@ -438,6 +488,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 workers: worker_count as u16,
                 templates: Arc::clone(&templates),
                 listing: Arc::clone(&listing),
+                neighbour_exchange: Arc::clone(&neighbour_exchange),
             },
             snapshots.load(),
             Arc::clone(&counters),
@@ -456,6 +507,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .map_err(setup_error)?;
         let worker = Worker {
             ports: queues,
+            hand_offs: std::mem::take(&mut hand_offs[index]),
             mempool: pool.clone(),
             engine: Engine::new(director),
             snapshots: Arc::clone(&snapshots),
@@ -559,7 +611,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn more_than_one_worker_is_refused_for_now() {
+    fn several_workers_pass_the_check() {
         let config = crate::config::parse(
             r#"[eal]
 args = ["-l", "0-2"]
@@ -569,15 +621,27 @@ workers = 2
 
 [[ports]]
 name = "wan"
-device = "net_af_packet0,iface=d0"
+device = "net_af_packet0,iface=d0,qpairs=2"
 addresses = ["198.18.0.1/24"]
 "#,
         )
         .expect("valid file");
-        let error = check(&config).expect_err("refused").to_string();
-        assert!(
-            error.starts_with("dataplane.workers: 2 workers are not supported yet"),
-            "{error}"
+        check(&config).expect("two workers are fine");
+    }
+
+    #[test]
+    fn af_packet_ports_need_a_queue_pair_per_worker() {
+        assert_eq!(queue_pairs_problem("net_af_packet0,iface=d0", 1), None);
+        assert_eq!(
+            queue_pairs_problem("net_af_packet0,iface=d0", 2).as_deref(),
+            Some("2 workers need a queue pair each, and this device has 1: add qpairs=2 to it")
         );
+        assert_eq!(
+            queue_pairs_problem("net_af_packet0,iface=d0,qpairs=4", 4),
+            None
+        );
+        assert!(queue_pairs_problem("net_af_packet0,qpairs=2,iface=d0", 3).is_some());
+        assert_eq!(queue_pairs_problem("0000:03:00.0", 8), None);
+        assert_eq!(queue_pairs_problem("net_memif0,role=server", 2), None);
     }
 }

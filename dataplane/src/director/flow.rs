@@ -115,6 +115,8 @@ impl Director {
             let old = plane.conns.remove(id);
             settle(&self.counters, &mut plane.local_ports, &old);
             self.counters.count(Event::ConnReused);
+        } else if let Some(owner) = self.other_owner(&key) {
+            return self.hand_off(owner);
         }
         let is_service = self
             .snapshot

@@ -146,7 +146,10 @@ impl Director {
             dst_port: quoted.key.src_port,
         };
         let Some((id, direction)) = A::plane(&self.planes).conns.lookup(&reversed) else {
-            return Verdict::ToKernel;
+            return match self.other_owner(&reversed) {
+                Some(owner) => self.hand_off(owner),
+                None => Verdict::ToKernel,
+            };
         };
         if header.hop_limit <= 1 {
             return self.drop(DropReason::TtlExceeded);

@@ -11,6 +11,7 @@ use crate::counters::{DropReason, Event};
 use crate::family::contains;
 use crate::frame::Frame;
 use crate::snapshot::FamilyView;
+use crate::steering::NeighbourNews;
 use crate::time::{Duration, Instant};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
@@ -415,14 +416,19 @@ impl Director {
         })
     }
 
-    /// Records a neighbour's MAC; frames waiting for it may go.
+    /// Records a neighbour's MAC, here and on every other worker (a reply
+    /// to one worker's request may reach another); frames waiting for it
+    /// may go.
     fn learn<A: Ip>(&mut self, now: Instant, address: A, mac: MacAddr, create: bool) {
-        if A::plane_mut(&mut self.planes)
-            .neighbours
-            .learn(now, address, mac, create)
-        {
-            self.counters.count(Event::NeighbourLearned);
-            self.resolved.push(address.to_ip());
+        self.adopt_neighbour(now, address, mac, create);
+        if self.workers > 1 && mac.is_unicast() {
+            let news = NeighbourNews {
+                address: address.to_ip(),
+                mac,
+                create,
+            };
+            let lost = self.neighbour_exchange.publish(self.worker, news);
+            self.counters.count_n(Event::NeighbourNewsLost, lost);
         }
     }
 

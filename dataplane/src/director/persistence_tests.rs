@@ -8,6 +8,7 @@ use super::*;
 use crate::persistence::{Templates, seconds};
 use crate::sched::SchedulerKind;
 use crate::snapshot::Persistence;
+use crate::steering::client_owner;
 use crate::testing::*;
 use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, builder};
 
@@ -37,14 +38,8 @@ fn persistent_snapshot(generation: u64, keep: impl Fn(usize) -> bool) -> Arc<Sna
     Arc::new(snapshot_of(generation, vec![service]))
 }
 
-fn worker(index: u16, templates: &Arc<Templates>) -> Lab {
-    let mut lab = Lab::worker(
-        persistent_snapshot(1, |_| true),
-        1024,
-        index,
-        2,
-        Arc::clone(templates),
-    );
+fn worker(index: u16, shared: &Shared) -> Lab {
+    let mut lab = Lab::worker(persistent_snapshot(1, |_| true), 1024, index, shared);
     lab.learn_neighbours();
     lab
 }
@@ -75,8 +70,7 @@ fn client(host: u8) -> Ipv4Addr {
 
 #[test]
 fn a_client_keeps_its_real_server_across_source_ports() {
-    let templates = Arc::new(Templates::new(1024, 3));
-    let mut lab = worker(0, &templates);
+    let mut lab = worker(0, &Shared::new(1));
     let first = connect(&mut lab, client(1), 40000);
     for port in 40001..40100 {
         assert_eq!(connect(&mut lab, client(1), port), first, "port {port}");
@@ -94,28 +88,33 @@ fn a_client_keeps_its_real_server_across_source_ports() {
     assert_eq!(lab.counters.events(Event::TemplateCreated), 5);
 }
 
-/// Two workers (RSS spreads a client's source ports over them) send one
+/// Two workers (each owns some of a client's source ports) send one
 /// client to the same real server.
 #[test]
 fn persistence_holds_across_workers() {
-    let templates = Arc::new(Templates::new(1024, 3));
-    let mut workers = [worker(0, &templates), worker(1, &templates)];
+    let shared = Shared::new(2);
+    let mut workers = [worker(0, &shared), worker(1, &shared)];
+    let mut owners = [0; 2];
     for host in 1..=20u8 {
-        // A rotating offset, so that the workers' round robins disagree.
-        let first = connect(
-            &mut workers[usize::from(host) % 2],
-            Ipv4Addr::new(198, 19, host, 1),
-            40000,
-        );
+        let client = Ipv4Addr::new(198, 19, host, 1);
+        let mut owner = |port| {
+            let owner = usize::from(client_owner(client.into(), port, 2));
+            owners[owner] += 1;
+            owner
+        };
+        let first = connect(&mut workers[owner(40000)], client, 40000);
         for port in 40001..40010 {
-            let lab = &mut workers[usize::from(port) % 2];
             assert_eq!(
-                connect(lab, Ipv4Addr::new(198, 19, host, 1), port),
+                connect(&mut workers[owner(port)], client, port),
                 first,
                 "client {host}, port {port}"
             );
         }
     }
+    assert!(
+        owners.iter().all(|&n| n > 50),
+        "both workers took part: {owners:?}"
+    );
     let created: u64 = workers
         .iter()
         .map(|w| w.counters.events(Event::TemplateCreated))
@@ -125,8 +124,9 @@ fn persistence_holds_across_workers() {
 
 #[test]
 fn templates_expire_after_the_timeout_unless_packets_keep_them() {
-    let templates = Arc::new(Templates::new(1024, 3));
-    let mut lab = worker(0, &templates);
+    let shared = Shared::new(1);
+    let templates = Arc::clone(&shared.templates);
+    let mut lab = worker(0, &shared);
     let first = connect(&mut lab, client(1), 40000);
     // Packets of the open connection keep the template alive past its
     // first timeout.
@@ -159,8 +159,9 @@ fn templates_expire_after_the_timeout_unless_packets_keep_them() {
 
 #[test]
 fn a_template_naming_a_removed_real_server_is_replaced() {
-    let templates = Arc::new(Templates::new(1024, 3));
-    let mut lab = worker(0, &templates);
+    let shared = Shared::new(1);
+    let templates = Arc::clone(&shared.templates);
+    let mut lab = worker(0, &shared);
     let first = connect(&mut lab, client(1), 40000);
     let index = RIPS.iter().position(|&rip| rip == first).unwrap();
     // Remove that real server: keep only the other one.

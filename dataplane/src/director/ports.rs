@@ -106,6 +106,11 @@ impl<A: Family> LocalPorts<A> {
         all
     }
 
+    /// Whether `address` is a local address this worker hands ports of.
+    pub(super) fn serves(&self, address: A) -> bool {
+        address != A::UNSPECIFIED && self.pools.iter().any(|pool| pool.address == address)
+    }
+
     /// Takes a free port on one of `addresses` (those of this family),
     /// rotating among them; `None` when all are exhausted.
     pub(super) fn allocate(&mut self, addresses: &[IpAddr]) -> Option<(A, u16)> {
