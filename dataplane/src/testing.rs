@@ -403,8 +403,9 @@ pub mod replay {
         Ipv4Cidr::new(Ipv4Addr::from(address), prefix_len).unwrap_or_else(|_| unreachable!())
     }
 
-    /// A FULLNAT local address on the LAN.
-    const LIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+    /// FULLNAT local addresses on the LAN: as many as a worker serves, for
+    /// 8 x 64 512 connections.
+    const LIPS: std::ops::Range<u32> = 0xc612_0164..0xc612_016c;
 
     /// A service on VIP:80 to `real_servers` servers forwarded by
     /// `method`, on port 8080 where the method maps ports.
@@ -446,7 +447,7 @@ pub mod replay {
             SchedulerKind::RoundRobin,
             real_servers,
         );
-        service.local_addresses = vec![IpAddr::V4(LIP)];
+        service.local_addresses = LIPS.map(|lip| IpAddr::V4(Ipv4Addr::from(lip))).collect();
         Snapshot::new(SnapshotParts {
             generation: 1,
             ports: vec![

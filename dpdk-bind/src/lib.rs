@@ -101,7 +101,7 @@ mod ring;
 mod sys;
 
 pub use batch::{Burst, Drain, FreeBatch, TxBuffer, TxOutcome};
-pub use cache::prefetch;
+pub use cache::{advise_huge_pages, prefetch};
 pub use eal::{Eal, LcoreId, SocketId, WorkerLcores, current_lcore, tsc};
 pub use error::{EalError, Errno, LaunchError, MempoolError, PortError, RingError};
 pub use lcore::LcoreHandle;
