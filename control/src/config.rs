@@ -56,6 +56,18 @@ pub struct Config {
     /// `[[services]]`: virtual services and their real servers.
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    /// `[metrics]`: the Prometheus endpoint, off unless given.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics]`: where rvsd serves `GET /metrics` (Prometheus text format)
+/// from the director host's own network stack.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// For example `127.0.0.1:9100`.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -512,6 +524,16 @@ impl Config {
             }
         }
         self.check_services(&mut problems);
+        if let Some(metrics) = &self.metrics {
+            if metrics.listen.port() == 0 {
+                problems.add(format_args!("metrics.listen"), "give a port, not 0");
+            } else if metrics.listen.ip().is_multicast() {
+                problems.add(
+                    format_args!("metrics.listen"),
+                    "must not be a multicast address",
+                );
+            }
+        }
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -1811,6 +1833,21 @@ forward = "masq"
             &with("[timeouts]\nudp = 31536001\n"),
             "timeouts.udp: 31536001 is above the maximum 31536000",
         );
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_optional_and_checked() {
+        assert_eq!(parse(&with("")).unwrap().metrics, None);
+        let config = parse(&with("[metrics]\nlisten = \"127.0.0.1:9100\"\n")).unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.listen),
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        refused(
+            &with("[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+            "metrics.listen: give a port, not 0",
+        );
+        assert!(parse(&with("[metrics]\nlisten = \"localhost\"\n")).is_err());
     }
 
     #[test]

@@ -96,6 +96,8 @@ impl MessageType {
     pub const INFO: MessageType = MessageType::new(0x0003, 0x0001);
     pub const ZERO_COUNTERS: MessageType = MessageType::new(0x0003, 0x0002);
     pub const WORKERS: MessageType = MessageType::new(0x0003, 0x0003);
+    /// Reread the configuration file and apply what changed.
+    pub const RELOAD: MessageType = MessageType::new(0x0003, 0x0004);
     // Namespace 4: connection timeouts.
     pub const TIMEOUT_GET: MessageType = MessageType::new(0x0004, 0x0001);
     pub const TIMEOUT_SET: MessageType = MessageType::new(0x0004, 0x0002);
@@ -368,6 +370,8 @@ pub enum Request {
     ZeroCounters(ServiceFilter),
     GetTimeouts,
     SetTimeouts(Timeouts),
+    /// Reread rvsd's configuration file and apply the difference.
+    Reload,
 }
 
 /// A successful response's payload.
@@ -426,6 +430,7 @@ impl Request {
             Request::ZeroCounters(_) => MessageType::ZERO_COUNTERS,
             Request::GetTimeouts => MessageType::TIMEOUT_GET,
             Request::SetTimeouts(_) => MessageType::TIMEOUT_SET,
+            Request::Reload => MessageType::RELOAD,
         }
     }
 
@@ -458,9 +463,11 @@ impl Request {
             }
             Request::DeleteRealServer(real) => serde_json::to_vec(real),
             Request::SetTimeouts(timeouts) => serde_json::to_vec(timeouts),
-            Request::Flush | Request::Info | Request::Workers | Request::GetTimeouts => {
-                Ok(b"{}".to_vec())
-            }
+            Request::Flush
+            | Request::Info
+            | Request::Workers
+            | Request::GetTimeouts
+            | Request::Reload => Ok(b"{}".to_vec()),
         };
         // Serialising these plain structs into memory cannot fail.
         encoded.unwrap_or_default()
@@ -493,6 +500,7 @@ impl Request {
             MessageType::ZERO_COUNTERS => Request::ZeroCounters(json(payload)?),
             MessageType::TIMEOUT_GET => empty(payload).map(|_| Request::GetTimeouts)?,
             MessageType::TIMEOUT_SET => Request::SetTimeouts(json(payload)?),
+            MessageType::RELOAD => empty(payload).map(|_| Request::Reload)?,
             MessageType(other) => return Err(ProtocolError::UnknownType(other)),
         })
     }
@@ -751,6 +759,7 @@ mod tests {
             Request::Info,
             Request::Workers,
             Request::SetTimeouts(Timeouts::default()),
+            Request::Reload,
         ];
         for request in requests {
             let decoded =

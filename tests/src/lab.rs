@@ -787,6 +787,24 @@ impl Lab {
         self.rvsd.as_mut().is_some_and(Rvsd::running)
     }
 
+    /// rvsd's configuration file, which a reload rereads.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("rvsd.toml")
+    }
+
+    /// Sends rvsd SIGHUP (a reload of [`Lab::config_path`]).
+    pub fn hang_up_rvsd(&self) {
+        match &self.rvsd {
+            Some(rvsd) => rvsd.hang_up(),
+            None => panic!("no rvsd in this lab"),
+        }
+    }
+
+    /// rvsd's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The end of rvsd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         rvsd::log_tail(&self.log)

@@ -110,6 +110,17 @@ impl Rvsd {
         self.process.running()
     }
 
+    /// Sends SIGHUP: rvsd rereads its configuration file.
+    pub(crate) fn hang_up(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.process.id().to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "cannot send SIGHUP to rvsd"
+        );
+    }
+
     /// Stops rvsd with SIGTERM; returns whether it exited cleanly.
     pub(crate) fn stop(&mut self) -> bool {
         self.process

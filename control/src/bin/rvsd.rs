@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             if check_only {
                 daemon::check(&config).map_err(|error| format!("{}: {error}", path.display()))
             } else {
-                daemon::run(config).map_err(|error| error.to_string())
+                daemon::run(config, &path).map_err(|error| error.to_string())
             }
         });
     match result {

@@ -9,13 +9,17 @@
 //! control thread: it serves the control socket (from helper threads that
 //! inherit its core), samples rates, frees retired snapshots and reclaims
 //! drained slots. SIGINT or SIGTERM stop the workers, the ports and EAL in
-//! that order.
+//! that order. SIGHUP, like `rvsadm --reload`, rereads the file and
+//! applies what changed (see [`reload`]). With `[metrics]`, a thread of
+//! its own serves Prometheus's `/metrics` (see [`metrics`]).
 //!
 //! A change from `rvsadm` is answered only once every worker runs the
 //! configuration that contains it, so a script that adds a real server and
 //! then sends traffic sees the server in use.
 
 mod listing;
+pub mod metrics;
+pub mod reload;
 mod server;
 mod state;
 mod stats;
@@ -25,6 +29,7 @@ pub use state::{Change, Control, Limits, Refusal};
 pub use stats::Estimator;
 
 use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -122,6 +127,11 @@ struct Daemon {
     connections: ConnListing,
     estimator: Mutex<Estimator>,
     info: DaemonInfo,
+    /// The file rvsd was started with, reread by a reload.
+    config_path: PathBuf,
+    /// Its contents as last applied: what a reload may not change is
+    /// compared with it.
+    file: Mutex<Config>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,6 +226,80 @@ impl Daemon {
         })
     }
 
+    /// Rereads the file and applies what changed, all or nothing (see
+    /// [`reload`]); logs the outcome. Returns the changes made.
+    fn reload(&self, control: &mut Control) -> Result<Vec<Change>, Refusal> {
+        let path = self.config_path.display();
+        let outcome = self.try_reload(control);
+        match &outcome {
+            Ok(changes) if changes.is_empty() => {
+                tracing::info!(file = %path, "configuration reloaded: nothing changed");
+            }
+            Ok(changes) => {
+                for change in changes {
+                    tracing::info!(?change, "reload applied");
+                }
+                tracing::info!(file = %path, changes = changes.len(), "configuration reloaded");
+            }
+            Err(refusal) => {
+                tracing::error!(file = %path, "reload refused, nothing changed: {}", refusal.message);
+            }
+        }
+        outcome
+    }
+
+    fn try_reload(&self, control: &mut Control) -> Result<Vec<Change>, Refusal> {
+        let invalid = |message: String| Refusal {
+            status: Status::Invalid,
+            message,
+        };
+        let path = &self.config_path;
+        let wanted = crate::config::load(path).map_err(|error| invalid(error.to_string()))?;
+        check(&wanted).map_err(|error| invalid(format!("{}: {error}", path.display())))?;
+        let mut file = lock(&self.file);
+        let problems = reload::restart_problems(&file, &wanted);
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: {problem}", path.display()))
+                .collect();
+            return Err(invalid(lines.join("\n")));
+        }
+        let changes = reload::changes(&control.desired(), &reload::Desired::of(&wanted));
+        // Every change is tried on a copy first: a refusal half way leaves
+        // the running state as it was.
+        reload::apply_all(control, &changes).map_err(|refusal| Refusal {
+            status: refusal.status,
+            message: format!("{}: {}", path.display(), refusal.message),
+        })?;
+        *file = wanted;
+        if !changes.is_empty() {
+            self.publish(control);
+        }
+        Ok(changes)
+    }
+
+    /// What the metrics endpoint shows: the listings of `rvsadm -Ln
+    /// --stats` and `rvsadm -L --workers`.
+    fn metrics_figures(&self) -> (Vec<crate::model::ServiceStatus>, Vec<WorkerStatus>) {
+        let workers = self.counters();
+        let services = {
+            let control = lock(&self.control);
+            let estimator = lock(&self.estimator);
+            control
+                .status(None, &workers, &estimator, &PersistentConns::new())
+                .unwrap_or_default()
+        };
+        (services, self.worker_status())
+    }
+
+    /// A reload asked for by SIGHUP.
+    fn reload_on_signal(&self) {
+        let mut control = lock(&self.control);
+        // The outcome is logged; there is nobody else to tell.
+        let _ = self.reload(&mut control);
+    }
+
     /// Periodic work of the control thread.
     fn tick(&self, sample_seconds: Option<f64>) {
         let workers = self.counters();
@@ -273,6 +357,7 @@ impl Handler for Daemon {
             Request::EditRealServer(change) => Change::EditRealServer(change),
             Request::DeleteRealServer(reference) => Change::DeleteRealServer(reference),
             Request::SetTimeouts(timeouts) => Change::SetTimeouts(timeouts),
+            Request::Reload => return self.reload(&mut control).map(|_| Reply::Done {}),
         };
         control.apply(&change)?;
         tracing::info!(?change, "applied");
@@ -357,14 +442,18 @@ fn hand_off_rings(
     Ok(rings)
 }
 
-/// Runs rvsd until SIGINT or SIGTERM.
-pub fn run(config: Config) -> Result<(), DaemonError> {
+/// Runs rvsd until SIGINT or SIGTERM; `config` was read from `path`,
+/// which SIGHUP rereads.
+pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     // Everything that can be refused is refused before EAL starts.
     check(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(setup_error)?;
     }
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+        .map_err(setup_error)?;
 
     let eal = Eal::init(&config.eal_args())?;
     let lcores: Vec<_> = eal.worker_lcores().collect();
@@ -542,6 +631,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         clock,
         connections: ConnListing::new(mailboxes, templates, idle.sleep),
         estimator: Mutex::new(Estimator::default()),
+        config_path: path.to_owned(),
+        file: Mutex::new(config.clone()),
     });
     let control_socket =
         ControlSocket::bind(&config.control.socket).map_err(|source| DaemonError::Socket {
@@ -551,6 +642,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     control_socket
         .serve(Arc::clone(&daemon) as Arc<dyn Handler>)
         .map_err(setup_error)?;
+    if let Some(metrics) = &config.metrics {
+        let listener = std::net::TcpListener::bind(metrics.listen)
+            .map_err(|error| setup_error(format!("metrics.listen: {}: {error}", metrics.listen)))?;
+        let source = Arc::clone(&daemon);
+        metrics::serve(listener, Arc::new(move || source.metrics_figures()))
+            .map_err(setup_error)?;
+        tracing::info!(listen = %metrics.listen, "metrics endpoint ready");
+    }
     tracing::info!(socket = %control_socket.path().display(), workers = worker_count, "rvsd ready");
 
     let mut last_sample = StdInstant::now();
@@ -558,6 +657,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(StdDuration::from_millis(LOAD_MERGE_INTERVAL_MS));
         daemon.merge_loads();
+        if hangup.swap(false, Ordering::Relaxed) {
+            daemon.reload_on_signal();
+        }
         if last_tick.elapsed() < TICK_INTERVAL {
             continue;
         }

@@ -63,13 +63,18 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     AddService(ServiceSpec),
+    /// `rvsadm -E`: a spec without local addresses keeps the service's.
     EditService(ServiceSpec),
+    /// A reload's edit: the file's definition, local addresses included.
+    ReplaceService(ServiceSpec),
     DeleteService(ServiceKey),
     Flush,
     AddRealServer(RealServerChange),
     EditRealServer(RealServerChange),
     DeleteRealServer(RealServerRef),
     SetTimeouts(Timeouts),
+    /// A reload's `[fullnat] local_addresses` (already validated).
+    SetLocalAddresses(Vec<IpAddr>),
 }
 
 /// Live persistence templates by service slot and real server slot:
@@ -141,7 +146,7 @@ struct ServiceEntry {
 }
 
 /// Hands out slots and takes them back once drained.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slots {
     limit: u32,
     next: u32,
@@ -190,8 +195,9 @@ impl Slots {
     }
 }
 
-/// The daemon's configuration (see the module docs).
-#[derive(Debug)]
+/// The daemon's configuration (see the module docs). A reload tries its
+/// changes on a clone first.
+#[derive(Debug, Clone)]
 pub struct Control {
     ports: Vec<PortConfig>,
     port_macs: Vec<MacAddr>,
@@ -316,6 +322,11 @@ impl Control {
                 }
                 self.services[index].spec = spec;
             }
+            Change::ReplaceService(spec) => {
+                let index = self.service_index(&spec.key(), "No such service")?;
+                self.check_service(spec)?;
+                self.services[index].spec = spec.clone();
+            }
             Change::DeleteService(key) => {
                 let index = self.service_index(key, "No such service")?;
                 let removed = self.services.remove(index);
@@ -382,6 +393,9 @@ impl Control {
                         *current = value;
                     }
                 }
+            }
+            Change::SetLocalAddresses(addresses) => {
+                self.fullnat_addresses = addresses.clone();
             }
         }
         Ok(())
@@ -462,6 +476,25 @@ impl Control {
             ),
             neighbour_timeout: Duration::from_secs(u64::from(self.neighbour_timeout)),
         })
+    }
+
+    /// What a configuration file would have to say to describe the
+    /// running state: the base of a reload's difference.
+    pub fn desired(&self) -> super::reload::Desired {
+        super::reload::Desired {
+            services: self
+                .services
+                .iter()
+                .map(|entry| {
+                    (
+                        entry.spec.clone(),
+                        entry.real_servers.iter().map(|rs| rs.spec).collect(),
+                    )
+                })
+                .collect(),
+            local_addresses: self.fullnat_addresses.clone(),
+            timeouts: self.timeouts,
+        }
     }
 
     pub fn generation(&self) -> u64 {

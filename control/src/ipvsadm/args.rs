@@ -69,6 +69,8 @@ pub enum Command {
     Save { numeric: bool },
     /// `-R`: ipvsadm commands from standard input, one a line.
     Restore,
+    /// `--reload` (rvs): rvsd rereads its configuration file.
+    Reload,
     /// `-h`
     Help,
     /// `-v`
@@ -198,6 +200,7 @@ Usage:
   {p} -L|l [virtual-service] [options]
   {p} -Z [virtual-service]
   {p} --set tcp tcpfin udp
+  {p} --reload
   {p} --import-keepalived FILE
   {p} -h
 
@@ -215,6 +218,7 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values
+  --reload                    make rvsd reread its configuration file
   --help            -h        display this help message
 
 virtual-service:
@@ -286,6 +290,7 @@ enum Cmd {
     Restore,
     Save,
     Zero,
+    Reload,
 }
 
 impl Cmd {
@@ -304,6 +309,7 @@ impl Cmd {
             Cmd::Restore => "restore",
             Cmd::Save => "save",
             Cmd::Zero => "zero",
+            Cmd::Reload => "reload",
         }
     }
 
@@ -319,7 +325,7 @@ impl Cmd {
             Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x x",
             Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x x",
             Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x x",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => {
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore | Cmd::Reload => {
                 "x x x x x x x x x x x x x x x x x x x x x x x"
             }
         }
@@ -477,7 +483,7 @@ const fn spec(long: &'static str, short: Option<char>, arg: Arg, action: Action)
 }
 
 /// ipvsadm's option table (`options_table`), plus `--fullnat`, `--json`,
-/// `--socket` and `--import-keepalived`.
+/// `--socket`, `--reload` and `--import-keepalived`.
 #[rustfmt::skip]
 const SPECS: &[Spec] = &[
     spec("add-service", Some('A'), Arg::None, Action::Command(Cmd::Add)),
@@ -495,6 +501,7 @@ const SPECS: &[Spec] = &[
     spec("version", Some('v'), Arg::None, Action::Version),
     spec("restore", Some('R'), Arg::None, Action::Command(Cmd::Restore)),
     spec("save", Some('S'), Arg::None, Action::Command(Cmd::Save)),
+    spec("reload", None, Arg::None, Action::Command(Cmd::Reload)),
     spec("start-daemon", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
     spec("stop-daemon", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
     spec("tcp-service", Some('t'), Arg::Required, Action::Service(Protocol::Tcp)),
@@ -986,6 +993,7 @@ impl State {
             }
             Cmd::Timeout => Command::SetTimeouts(timeouts),
             Cmd::Restore => Command::Restore,
+            Cmd::Reload => Command::Reload,
             Cmd::Save => Command::Save {
                 numeric: self.has(Opt::Numeric),
             },
@@ -1329,6 +1337,7 @@ mod tests {
             Cmd::Restore,
             Cmd::Save,
             Cmd::Zero,
+            Cmd::Reload,
         ] {
             let columns = cmd.rules().chars().filter(|c| !c.is_whitespace()).count();
             assert_eq!(columns, Opt::ALL.len(), "{cmd:?}");

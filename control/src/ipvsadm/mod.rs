@@ -132,6 +132,7 @@ impl Command {
             Command::EditService(spec) => vec![Request::EditService(spec.clone())],
             Command::DeleteService(key) => vec![Request::DeleteService(*key)],
             Command::Clear => vec![Request::Flush],
+            Command::Reload => vec![Request::Reload],
             Command::AddServer(change) => vec![Request::AddRealServer(*change)],
             Command::EditServer(change) => vec![Request::EditRealServer(*change)],
             Command::DeleteServer(real) => vec![Request::DeleteRealServer(*real)],

@@ -361,6 +361,11 @@ fn refusals_print_the_daemon_message_with_ipvsadm_status() {
             "scheduler twos is not supported yet",
         ),
         ("-Z", Status::Invalid, "something is wrong"),
+        (
+            "--reload",
+            Status::Invalid,
+            "/etc/rvs.toml: ports[0].device: cannot change without a restart",
+        ),
     ];
     for (line, status, message) in cases {
         let mut daemon = FakeDaemon {
@@ -372,6 +377,16 @@ fn refusals_print_the_daemon_message_with_ipvsadm_status() {
         assert_eq!(outcome.stderr, format!("{message}\n"), "{line}");
         assert_eq!(outcome.stdout, "");
     }
+}
+
+#[test]
+fn reload_asks_the_daemon_and_prints_nothing() {
+    let mut daemon = FakeDaemon::default();
+    let outcome = rvsadm("--reload", &mut daemon);
+    assert_eq!((outcome.status, outcome.stdout.as_str()), (0, ""));
+    assert_eq!(daemon.log, [Request::Reload]);
+    let outcome = rvsadm("--reload -t 198.18.0.10:80", &mut daemon);
+    assert_eq!(outcome.status, 2, "{}", outcome.stderr);
 }
 
 #[test]
