@@ -10,6 +10,11 @@
 //! connections; not measured), the measurement, and a short drain so
 //! that packets in flight are counted.
 //!
+//! With several queue pairs per port (`queues`), the client side spreads
+//! its frames over the transmit queues by flow ([`Steering`]), as a NIC's
+//! RSS would spread them over a forwarder's workers, and both sides poll
+//! every receive queue; replies leave on the queue pair they arrived on.
+//!
 //! The per-packet path follows the project's hot-path rules: bursts of 32
 //! in and out, mbufs from a mempool allocated in bulk and freed in bulk,
 //! no allocation, lock or system call per packet; the clock is the TSC.
@@ -26,7 +31,7 @@ use dpdk_bind::{
 };
 
 use crate::exchange::{self, Arp, Event};
-use crate::flows::{ClientSpace, FlowCursor, FlowError};
+use crate::flows::{ClientSpace, FlowCursor, FlowError, Steering};
 use crate::histogram::Histogram;
 use crate::packet::{Endpoints, Profile, TCP_HEADERS, Template, payload_len, read_stamp};
 use crate::summary::{Latency, Loss, SUMMARY_VERSION, SideCounters, Summary, TcpEvents, Warmup};
@@ -62,6 +67,11 @@ pub struct Config {
     /// Addresses the server side answers ARP for.
     pub real_servers: Vec<Ipv4Addr>,
     pub respond: bool,
+    /// Queue pairs per port (at least 1); the forwarder's end of a memif
+    /// port must have as many.
+    pub queues: u16,
+    /// How the client side spreads its frames over the queues.
+    pub steering: Steering,
     /// Packets per second the client side originates; 0 for as fast as
     /// possible.
     pub rate_pps: u64,
@@ -74,6 +84,10 @@ pub struct Config {
     pub progress: bool,
     /// How long to wait for links and ARP.
     pub setup_timeout: Duration,
+    /// How long the ports stay up after the summary (polled, what
+    /// arrives freed) unless `stop` is set first: a forwarder can then
+    /// be stopped before its peer disappears.
+    pub linger: Duration,
 }
 
 /// Why a run could not happen.
@@ -110,7 +124,8 @@ pub struct PortNames {
 }
 
 /// Runs the generator on the calling thread until the duration is over or
-/// `stop` is set, and returns the summary.
+/// `stop` is set, hands the summary to `report`, keeps the ports up for
+/// `config.linger` (or until `stop`), and returns the summary.
 ///
 /// # Errors
 ///
@@ -120,6 +135,7 @@ pub fn run(
     config: &Config,
     names: &PortNames,
     stop: &Arc<AtomicBool>,
+    report: impl FnOnce(&Summary),
 ) -> Result<Summary, RunError> {
     let pool = Mempool::new(
         eal,
@@ -129,9 +145,10 @@ pub fn run(
         Mempool::DEFAULT_DATA_ROOM,
         SocketId::ANY,
     )?;
-    let client = Side::open(eal, &names.client, &pool)?;
+    let queues = config.queues.max(1);
+    let client = Side::open(eal, &names.client, &pool, queues)?;
     let server = match &names.server {
-        Some(name) => Some(Side::open(eal, name, &pool)?),
+        Some(name) => Some(Side::open(eal, name, &pool, queues)?),
         None => None,
     };
     let mut generator = Generator {
@@ -151,7 +168,10 @@ pub fn run(
         server,
         stop: Arc::clone(stop),
     };
-    generator.run(names)
+    let summary = generator.run(names)?;
+    report(&summary);
+    generator.linger();
+    Ok(summary)
 }
 
 /// One port with its queues and what it counted.
@@ -159,8 +179,8 @@ struct Side {
     /// The port whose queues these are (for its link state).
     port: Port,
     mac: MacAddr,
-    rx: RxQueue,
-    tx: TxQueue,
+    /// Queue pairs, by queue id.
+    queues: Vec<QueuePair>,
     burst: Burst<BURST>,
     /// Replies built in place from received frames.
     replies: TxBuffer<BURST>,
@@ -168,15 +188,23 @@ struct Side {
     counters: SideCounters,
 }
 
+/// A receive queue and the transmit queue of the same id.
+struct QueuePair {
+    rx: RxQueue,
+    tx: TxQueue,
+}
+
 impl Side {
     #[cold]
-    fn open(eal: &Eal, name: &str, pool: &Mempool) -> Result<Side, RunError> {
+    fn open(eal: &Eal, name: &str, pool: &Mempool, queues: u16) -> Result<Side, RunError> {
         let named = |error| RunError::Port {
             name: name.to_owned(),
             error,
         };
         let id = PortId::by_name(eal, name).map_err(named)?;
         let settings = PortConfig {
+            rx_queues: queues,
+            tx_queues: queues,
             rss: false,
             ..PortConfig::default()
         };
@@ -187,13 +215,18 @@ impl Side {
         // nothing anyway, so a refusal is fine.
         let _ = port.set_promiscuous(true);
         let mac = MacAddr(port.mac_address().map_err(named)?);
-        let rx = port.rx_queue(QueueId(0)).map_err(named)?;
-        let tx = port.tx_queue(QueueId(0)).map_err(named)?;
+        let queues = (0..queues)
+            .map(|queue| {
+                Ok(QueuePair {
+                    rx: port.rx_queue(QueueId(queue)).map_err(named)?,
+                    tx: port.tx_queue(QueueId(queue)).map_err(named)?,
+                })
+            })
+            .collect::<Result<Vec<_>, RunError>>()?;
         Ok(Side {
             port,
             mac,
-            rx,
-            tx,
+            queues,
             burst: Burst::new(),
             replies: TxBuffer::new(),
             free: FreeBatch::new(),
@@ -213,7 +246,10 @@ impl Side {
         data.copy_from_slice(bytes);
         let mut out = TxBuffer::<1>::new();
         let _ = out.push(mbuf);
-        out.flush(&mut self.tx);
+        // Opening the port made queue 0.
+        if let Some(queue) = self.queues.first_mut() {
+            out.flush(&mut queue.tx);
+        }
         Ok(())
     }
 }
@@ -263,11 +299,18 @@ struct Source {
     /// When pacing started, and frames built since.
     start: u64,
     built: u64,
-    /// Built frames the port has not taken yet.
-    pending: TxBuffer<BURST>,
+    /// Built frames the port has not taken yet, per transmit queue.
+    pending: Vec<TxBuffer<BURST>>,
+    steering: Steering,
     /// Stop after this many frames (one round for the warm-up).
     limit: Option<u64>,
     is_syn: bool,
+}
+
+impl Source {
+    fn has_pending(&self) -> bool {
+        self.pending.iter().any(|pending| !pending.is_empty())
+    }
 }
 
 struct Generator {
@@ -365,6 +408,18 @@ impl Generator {
         Ok(self.summary(start, measured, warmup, interrupted))
     }
 
+    /// Polls gently (what arrives is counted and freed) for the linger
+    /// time or until stopped.
+    #[cold]
+    fn linger(&mut self) {
+        let end = tsc() + self.cycles(self.h.config.linger);
+        while tsc() < end && !self.stop.load(Ordering::Relaxed) {
+            self.h.now = tsc();
+            self.poll();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn first_tuple(&self) -> (Ipv4Addr, u16) {
         self.h.config.clients.tuple(0)
     }
@@ -383,7 +438,10 @@ impl Generator {
             rate_pps,
             start: tsc(),
             built: 0,
-            pending: TxBuffer::new(),
+            pending: (0..self.client.queues.len())
+                .map(|_| TxBuffer::new())
+                .collect(),
+            steering: self.h.config.steering,
             limit: frames,
             is_syn,
         })
@@ -485,9 +543,7 @@ impl Generator {
         let mut source = self.source(template, round, rate, Some(round))?;
         self.reset_counters();
         let start = tsc();
-        while (source.built < round || !source.pending.is_empty())
-            && !self.stop.load(Ordering::Relaxed)
-        {
+        while (source.built < round || source.has_pending()) && !self.stop.load(Ordering::Relaxed) {
             self.h.now = tsc();
             self.originate(&mut source);
             self.poll();
@@ -552,11 +608,14 @@ impl Generator {
     /// Builds and sends up to a burst of the source's frames, as the rate
     /// allows. Frames the port refuses (a full ring) stay queued, in order,
     /// and go first next time: nothing is rebuilt and no flow skipped.
+    /// With several queues nothing new is built until every queue took
+    /// its share, so the slowest queue sets the pace (as the single queue
+    /// does).
     #[inline]
     fn originate(&mut self, source: &mut Source) {
-        if !source.pending.is_empty() {
+        if source.has_pending() {
             self.transmit(source);
-            if !source.pending.is_empty() {
+            if source.has_pending() {
                 return;
             }
         }
@@ -578,6 +637,7 @@ impl Generator {
             return;
         }
         let len = source.template.len();
+        let queues = source.pending.len() as u16;
         for slot in &mut slots[..count] {
             let Some(mut mbuf) = slot.take() else {
                 continue;
@@ -590,11 +650,18 @@ impl Generator {
             } else {
                 self.h.sampler.next(self.h.now)
             };
-            source
-                .template
-                .write(data, source.cursor.next_tuple(), stamp);
-            // `pending` was empty and holds BURST >= count.
-            let _ = source.pending.push(mbuf);
+            let tuple = source.cursor.next_tuple();
+            source.template.write(data, tuple, stamp);
+            let queue = if queues > 1 {
+                usize::from(source.steering.queue(tuple, queues))
+            } else {
+                0
+            };
+            // Every `pending` was empty and holds BURST >= count; the
+            // steering's queue is below `queues`.
+            if let Some(pending) = source.pending.get_mut(queue) {
+                let _ = pending.push(mbuf);
+            }
             source.built += 1;
         }
         self.transmit(source);
@@ -602,14 +669,19 @@ impl Generator {
 
     #[inline]
     fn transmit(&mut self, source: &mut Source) {
-        let queued = source.pending.len();
-        let sent = source.pending.send_keeping_rest(&mut self.client.tx) as u64;
-        let counters = &mut self.client.counters;
-        counters.tx_packets += sent;
-        counters.tx_bytes += sent * source.template.len() as u64;
-        counters.tx_refused += queued as u64 - sent;
-        if source.is_syn {
-            self.h.tcp.syn_sent += sent;
+        for (pending, queue) in source.pending.iter_mut().zip(&mut self.client.queues) {
+            let queued = pending.len();
+            if queued == 0 {
+                continue;
+            }
+            let sent = pending.send_keeping_rest(&mut queue.tx) as u64;
+            let counters = &mut self.client.counters;
+            counters.tx_packets += sent;
+            counters.tx_bytes += sent * source.template.len() as u64;
+            counters.tx_refused += queued as u64 - sent;
+            if source.is_syn {
+                self.h.tcp.syn_sent += sent;
+            }
         }
     }
 
@@ -638,20 +710,31 @@ struct Handler {
 }
 
 impl Handler {
+    /// One receive burst on each of the side's queues.
     #[inline]
     fn poll(&mut self, side: &mut Side, role: Role) {
-        if side.rx.burst(&mut side.burst) == 0 {
-            return;
+        for queue in 0..side.queues.len() {
+            self.poll_queue(side, queue, role);
         }
+    }
+
+    #[inline]
+    fn poll_queue(&mut self, side: &mut Side, queue: usize, role: Role) {
         let Side {
             mac,
-            tx,
+            queues,
             burst,
             replies,
             free,
             counters,
             ..
         } = side;
+        let Some(QueuePair { rx, tx }) = queues.get_mut(queue) else {
+            return;
+        };
+        if rx.burst(burst) == 0 {
+            return;
+        }
         burst.prefetch(0);
         let mut packets = burst.drain();
         while let Some(mut mbuf) = packets.next() {

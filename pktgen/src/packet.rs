@@ -11,9 +11,11 @@
 //! at the start of its TCP or UDP payload, the magic [`STAMP_MAGIC`] and
 //! the low 32 bits of the TSC when it was built. Six bytes, so it fits the
 //! payload of a 64-byte TCP frame; 32 bits of TSC wrap after about 1.8 s
-//! at 2.3 GHz, far above any latency through a director. NAT, testpmd's
-//! io and 5tswap forwarding and the kernel keep both the identification
-//! and the payload.
+//! at 2.3 GHz, far above any latency through a director. NAT, DR,
+//! FULLNAT, testpmd's io and 5tswap forwarding and the kernel keep both
+//! the identification and the payload. TUN wraps the packet in an outer
+//! IPv4 header (protocol 4, its own identification): [`read_stamp`] looks
+//! through it at the inner packet, 20 bytes further on.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -37,6 +39,7 @@ pub const MAX_FRAME: u16 = 1518;
 pub(crate) const IP: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 pub(crate) const L4: usize = IP + Ipv4Packet::<&[u8]>::HEADER_LEN;
 const IP_IDENT: usize = IP + 4;
+const IP_PROTOCOL: usize = IP + 9;
 const IP_CHECKSUM: usize = IP + 10;
 const IP_SRC: usize = IP + 12;
 const L4_SRC_PORT: usize = L4;
@@ -263,18 +266,31 @@ pub fn write_stamp(payload: &mut [u8], tsc: u32) {
 }
 
 /// The TSC stamp of a frame the generator stamped (see the module docs),
-/// or `None`. Reads only what it needs, so that unsampled frames cost two
-/// comparisons.
+/// or `None`; an IP-in-IP frame (TUN) is read at its inner packet. Reads
+/// only what it needs, so that unsampled frames cost a few comparisons.
 #[inline]
 pub fn read_stamp(frame: &[u8]) -> Option<u32> {
-    if frame.len() < L4 + STAMP_LEN || read16(frame, IP_IDENT) == 0 {
+    // The inner packet of IP-in-IP follows an outer header without
+    // options (as rvsd and the kernel build it).
+    let ip_at = if frame.get(IP_PROTOCOL) == Some(&IpProtocol::IPIP.0) {
+        L4
+    } else {
+        IP
+    };
+    let ident_at = ip_at + (IP_IDENT - IP);
+    if frame.len() < ip_at + (L4 - IP) + STAMP_LEN || read16(frame, ident_at) == 0 {
         return None;
     }
     let ethernet = EthernetFrame::new_checked(frame).ok()?;
     if ethernet.ethertype() != EtherType::IPV4 {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(ethernet.payload()).ok()?;
+    let mut bytes = ethernet.payload();
+    let outer = Ipv4Packet::new_checked(bytes).ok()?;
+    if outer.protocol() == IpProtocol::IPIP {
+        bytes = bytes.get(ip_at - IP..)?;
+    }
+    let ip = Ipv4Packet::new_checked(bytes).ok()?;
     let payload = match ip.protocol() {
         IpProtocol::UDP => ip.payload().get(8..)?,
         IpProtocol::TCP => {
@@ -390,5 +406,45 @@ mod tests {
         template.write(&mut frame, base, Some((7, 0xdead_beef)));
         assert_eq!(read_stamp(&frame), Some(0xdead_beef));
         assert_eq!(read16(&frame, IP_IDENT), 7);
+    }
+
+    /// What TUN forwarding makes of `frame`: an outer IPv4 header (DIP to
+    /// RIP, protocol 4, identification `ident`) before its IP packet.
+    fn tunnelled(frame: &[u8], ident: u16) -> Vec<u8> {
+        let inner = &frame[IP..];
+        let mut outer = vec![0u8; IP + 20];
+        outer[..IP].copy_from_slice(&frame[..IP]);
+        let mut header = [0u8; 20];
+        header[0] = 0x45;
+        header[2..4].copy_from_slice(&(20 + inner.len() as u16).to_be_bytes());
+        header[4..6].copy_from_slice(&ident.to_be_bytes());
+        header[8] = 64;
+        header[9] = IpProtocol::IPIP.0;
+        header[12..16].copy_from_slice(&[198, 18, 1, 1]);
+        header[16..20].copy_from_slice(&[198, 18, 1, 11]);
+        outer[IP..].copy_from_slice(&header);
+        outer.extend_from_slice(inner);
+        Ipv4Packet::new_unchecked(&mut outer[IP..]).fill_checksum();
+        outer
+    }
+
+    #[test]
+    fn stamps_are_found_inside_a_tunnel() {
+        let base = (Ipv4Addr::new(198, 19, 0, 0), 1024);
+        for kind in [FrameKind::Udp, FrameKind::TcpData] {
+            let template = Template::new(kind, &endpoints(), MIN_FRAME, base);
+            let mut frame = vec![0; template.len()];
+            template.write(&mut frame, base, Some((9, 0x0123_4567)));
+            for outer_ident in [0, 1, 0xffff] {
+                let tunnelled = tunnelled(&frame, outer_ident);
+                assert_eq!(read_stamp(&tunnelled), Some(0x0123_4567), "{kind:?}");
+            }
+            template.write(&mut frame, base, None);
+            assert_eq!(
+                read_stamp(&tunnelled(&frame, 5)),
+                None,
+                "{kind:?} unsampled"
+            );
+        }
     }
 }

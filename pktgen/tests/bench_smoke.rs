@@ -1,7 +1,10 @@
-//! Runs `rvs-bench --smoke`: every benchmark case for about a second
-//! against rvsd and its reference, checking only that each run carried
-//! traffic and (where a generator ran) produced a well-formed JSON
-//! summary. No timing thresholds: figures belong in benchmarks.
+//! Runs `rvs-bench --smoke`: every benchmark case (every forwarding mode,
+//! one and two rvsd workers) for about a second against rvsd and its
+//! reference, checking only that each run carried traffic and (where a
+//! generator ran) produced a well-formed JSON summary, that latency stamps
+//! were read through every forwarding mode (TUN's outer header included),
+//! and that rvsd's workers reported their hand-offs. No timing
+//! thresholds: figures belong in benchmarks.
 //!
 //! Needs root, hugepages (scripts/setup-hugepages.sh 1536), dpdk-testpmd,
 //! nft, ip, ethtool, and the release binaries (rvs-bench, rvs-pktgen,
@@ -15,7 +18,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use rvs_pktgen::bench::Report;
+use rvs_pktgen::bench::{CASES, Forward, Forwarder, Report};
+use rvs_pktgen::flows::Steering;
 
 fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RVS_BIN_DIR") {
@@ -62,6 +66,13 @@ fn every_case_carries_traffic() {
     let report: Report = serde_json::from_str(&json)
         .unwrap_or_else(|error| panic!("bench.json is malformed: {error}"));
     assert!(!report.runs.is_empty(), "no runs in bench.json");
+    for case in CASES {
+        assert!(
+            report.rows.iter().any(|row| row.case == case.name),
+            "case {:?} did not run",
+            case.name
+        );
+    }
     for run in &report.runs {
         assert!(
             run.ok(),
@@ -78,7 +89,43 @@ fn every_case_carries_traffic() {
                 run.forwarder
             );
         }
+        let Some(case) = CASES.iter().find(|case| case.name == run.case) else {
+            panic!("{}: not a case of rvs-bench", run.case);
+        };
+        if case.forward != Forward::Nat {
+            let one_way = run.summary.as_ref().map(|s| s.latency.one_way);
+            assert!(
+                one_way.is_some_and(|latency| latency.p50_ns.is_some()),
+                "{} / {:?}: no latency stamp reached the server side",
+                run.case,
+                run.forwarder
+            );
+        }
+        if run.forwarder == Forwarder::Rvsd && case.workers > 1 {
+            let hand_offs = run.hand_offs_per_packet.unwrap_or_else(|| {
+                panic!("{}: rvsd's workers reported no hand-off counters", run.case)
+            });
+            if case.steering == Steering::Hash {
+                assert!(
+                    hand_offs > 0.0,
+                    "{}: flows spread blind to their owners, yet no hand-offs",
+                    run.case
+                );
+            }
+        }
     }
+    let two_workers = report
+        .rows
+        .iter()
+        .find(|row| row.workers > 1 && row.one_worker_case.is_some())
+        .expect("a case with two workers and its 1-worker base");
+    assert!(
+        two_workers
+            .one_worker_ratio
+            .is_some_and(|ratio| ratio > 0.0),
+        "{}: no ratio to the 1-worker figure",
+        two_workers.case
+    );
     assert!(
         std::fs::read_to_string(out.join("bench.svg")).is_ok_and(|svg| svg.starts_with("<svg")),
         "no chart written"

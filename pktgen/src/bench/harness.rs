@@ -5,7 +5,9 @@
 //! CPU placement (2 vCPUs): the generator is EAL lcore 0 on CPU 0; the
 //! forwarder's main lcore (control thread, mostly asleep) shares CPU 0 and
 //! its forwarding lcore is CPU 1 (rvsd `-l 0,1`, testpmd `--lcores
-//! 0@0,1@1`); the kernel router's receive work is steered to CPU 1 (RPS).
+//! 0@0,1@1`); with N workers, the N forwarding lcores all share CPU 1
+//! (`--lcores 0@0,(1-N)@1`, for rvsd and testpmd alike); the kernel
+//! router's receive work is steered to CPU 1 (RPS).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{Case, Forwarder, Harness, Metric, Options, Run};
+use super::{Case, Forward, Forwarder, Harness, Metric, Options, Run};
+use crate::flows::Steering;
 use crate::packet::Profile;
 use crate::summary::Summary;
 
@@ -110,6 +113,8 @@ const DIP: &str = "198.18.1.1";
 const CLIENT_GATEWAY: &str = "198.18.0.2";
 const CLIENTS: &str = "198.19.0.0/16";
 const REAL_SERVERS: [&str; 2] = ["198.18.1.11", "198.18.1.12"];
+/// FULLNAT's local address (LIP), on the real servers' side.
+const LOCAL_ADDRESS: &str = "198.18.1.100";
 /// MACs given to the memif ports, so that no side needs ARP.
 const GEN_CLIENT_MAC: &str = "02:00:00:00:00:02";
 const GEN_SERVER_MAC: &str = "02:00:00:00:01:02";
@@ -153,13 +158,22 @@ pub(super) fn run(
     Ok(run)
 }
 
-/// A run's scratch directory (configurations, sockets, logs), kept under
-/// the output directory for post-mortems.
+/// A run's scratch directory (configurations, logs), kept under the
+/// output directory for post-mortems, and where its sockets go.
 struct Scratch {
     path: PathBuf,
     /// A short unique id for EAL file prefixes and namespaces.
     id: String,
+    /// A short directory for Unix sockets, whose paths must fit in
+    /// `sun_path` (108 bytes): one per process.
+    sockets: PathBuf,
+    /// This run's number in the process, in its sockets' names, so that
+    /// no run meets a socket of the one before.
+    run: u32,
 }
+
+/// Runs started by this process.
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl Scratch {
     fn new(case: &Case, forwarder: Forwarder, pair: usize, out: &Path) -> Result<Scratch, String> {
@@ -173,17 +187,39 @@ impl Scratch {
             .join(format!("{slug}-{forwarder:?}-{pair}").to_lowercase());
         fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let id = format!("rb{}", std::process::id() % 100_000);
-        Ok(Scratch { path, id })
+        let sockets = std::env::temp_dir().join(format!("rvs-bench-{id}"));
+        fs::create_dir_all(&sockets).map_err(|e| format!("{}: {e}", sockets.display()))?;
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Scratch {
+            path,
+            id,
+            sockets,
+            run,
+        })
     }
 
     fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
+    fn socket(&self, name: &str) -> PathBuf {
+        self.sockets.join(format!("{}-{name}", self.run))
+    }
+
     fn write(&self, name: &str, text: &str) -> Result<PathBuf, String> {
         let path = self.file(name);
         fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for name in ["wan.sock", "lan.sock", "rvsd.sock"] {
+            let _ = fs::remove_file(self.socket(name));
+        }
+        // Only if empty.
+        let _ = fs::remove_dir(&self.sockets);
     }
 }
 
@@ -337,6 +373,13 @@ fn profile_name(profile: Profile) -> &'static str {
     }
 }
 
+fn steering_name(steering: Steering) -> &'static str {
+    match steering {
+        Steering::Hash => "hash",
+        Steering::Owner => "owner",
+    }
+}
+
 fn protocol_name(profile: Profile) -> &'static str {
     if profile.is_tcp() { "tcp" } else { "udp" }
 }
@@ -378,8 +421,35 @@ struct RvsdConfig<'a> {
     mbuf_data_room: u16,
     connections: u32,
     protocol: &'static str,
+    forward: Forward,
+    workers: u16,
+    idle: Idle,
     socket: PathBuf,
 }
+
+/// rvsd's idle back-off: `idle_polls` empty polls, then a sleep of
+/// `idle_sleep_us`.
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    polls: u32,
+    sleep_us: u32,
+}
+
+/// Pure polling, as in production: a worker never sleeps.
+const POLLING: Idle = Idle {
+    polls: 10_000,
+    sleep_us: 0,
+};
+
+/// Workers that share one CPU: one that found nothing for 64 rounds
+/// sleeps (at least the kernel's 50 µs timer slack), which hands the CPU
+/// to the other at once. Polling without pause, each would hold the CPU
+/// for a scheduler slice of milliseconds while the other's queues and
+/// hand-off ring overflow (0.1 to 0.2 Mpps in trial runs).
+const SHARED_CPU_IDLE: Idle = Idle {
+    polls: 64,
+    sleep_us: 1,
+};
 
 impl RvsdConfig<'_> {
     fn render(&self) -> String {
@@ -389,10 +459,12 @@ impl RvsdConfig<'_> {
 args = [{eal}]
 
 [dataplane]
+workers = {workers}
 mbufs = {mbufs}
 mbuf_data_room = {data_room}
 connections_per_worker = {connections}
-idle_sleep_us = 0
+idle_sleep_us = {idle_sleep_us}
+idle_polls = {idle_polls}
 
 [control]
 socket = "{socket}"
@@ -412,6 +484,9 @@ destination = "{CLIENTS}"
 gateway = "{CLIENT_GATEWAY}"
 "#,
             eal = quoted.join(", "),
+            workers = self.workers,
+            idle_sleep_us = self.idle.sleep_us,
+            idle_polls = self.idle.polls,
             mbufs = self.mbufs,
             data_room = self.mbuf_data_room,
             connections = self.connections,
@@ -433,13 +508,25 @@ gateway = "{CLIENT_GATEWAY}"
                 );
             }
         }
+        if self.forward == Forward::FullNat {
+            let _ = write!(
+                text,
+                "\n[fullnat]\nlocal_addresses = [\"{LOCAL_ADDRESS}\"]\n"
+            );
+        }
+        let forward = match self.forward {
+            Forward::Nat => "masq",
+            Forward::Dr => "route",
+            Forward::Tun => "tunnel",
+            Forward::FullNat => "fullnat",
+        };
         let _ = write!(
             text,
             "\n[[services]]\nprotocol = \"{}\"\naddress = \"{VIP}:{VIP_PORT}\"\nscheduler = \"rr\"\nreal_servers = [{}]\n",
             self.protocol,
             REAL_SERVERS
                 .iter()
-                .map(|rs| format!("{{ address = \"{rs}:{VIP_PORT}\", forward = \"masq\" }}"))
+                .map(|rs| format!("{{ address = \"{rs}:{VIP_PORT}\", forward = \"{forward}\" }}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -509,16 +596,30 @@ fn command_output(mut command: Command, what: &str) -> Result<Vec<u8>, String> {
     Ok(output.stdout)
 }
 
-/// Sums a counter over rvsd's workers.
+/// Sums a counter over rvsd's workers: a field of each worker, or an
+/// entry of its `drops` or `events`.
 fn worker_sum(workers: &serde_json::Value, field: &str) -> u64 {
+    let value = |worker: &serde_json::Value| {
+        [
+            worker.get(field),
+            worker.get("drops").and_then(|d| d.get(field)),
+            worker.get("events").and_then(|e| e.get(field)),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(serde_json::Value::as_u64)
+    };
     workers
         .as_array()
-        .map(|all| {
-            all.iter()
-                .filter_map(|worker| worker.get(field).and_then(serde_json::Value::as_u64))
-                .sum()
-        })
+        .map(|all| all.iter().filter_map(value).sum())
         .unwrap_or(0)
+}
+
+/// Packets handed to another worker per packet transmitted, over rvsd's
+/// life, from `rvsadm -L --workers --json`.
+fn hand_offs_per_packet(workers: &serde_json::Value) -> Option<f64> {
+    let transmitted = worker_sum(workers, "tx_packets");
+    (transmitted > 0).then(|| worker_sum(workers, "hand_off_sent") as f64 / transmitted as f64)
 }
 
 /// Busy cycles per received packet of rvsd's workers between two
@@ -562,6 +663,10 @@ fn from_summary(
         cycles_per_packet: cycles,
         cycles_source: Some(source.to_owned()),
         summary: Some(summary),
+        hand_offs_per_packet: workers.as_ref().and_then(hand_offs_per_packet),
+        hand_off_drops: workers
+            .as_ref()
+            .map(|w| worker_sum(w, "hand_off_ring_full")),
         workers,
         error: None,
     }
@@ -590,13 +695,54 @@ fn finish_generator(
     read_summary(summary, generator)
 }
 
+/// Waits for the generator's summary while its ports linger (see
+/// `rvs-pktgen --linger`), so that the forwarder can be stopped before the
+/// generator: memif clients can crash when their server goes away under
+/// them (seen here: rvsd's worker in net_memif's receive path).
+fn await_summary(
+    generator: &mut Process,
+    options: &Options,
+    summary: &Path,
+) -> Result<Summary, String> {
+    let deadline = Instant::now() + options.duration + SETUP + Duration::from_secs(30);
+    loop {
+        let parsed = fs::read_to_string(summary)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Summary>(&text).ok());
+        if let Some(parsed) = parsed {
+            return Ok(parsed);
+        }
+        if let Ok(Some(status)) = generator.child.try_wait() {
+            if !status.success() {
+                return Err(format!(
+                    "rvs-pktgen failed ({status})\n{}",
+                    generator.log_tail()
+                ));
+            }
+            return read_summary(summary, generator);
+        }
+        if Instant::now() > deadline {
+            generator.stop();
+            return Err(format!(
+                "rvs-pktgen gave no summary in time\n{}",
+                generator.log_tail()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Seconds the generator's ports stay up after its summary at most; the
+/// harness stops it sooner.
+const LINGER_S: &str = "60";
+
 fn cross_process(
     options: &Options,
     case: &Case,
     forwarder: Forwarder,
     dir: &Scratch,
 ) -> Result<Run, String> {
-    let (wan, lan) = (dir.file("wan.sock"), dir.file("lan.sock"));
+    let (wan, lan) = (dir.socket("wan.sock"), dir.socket("lan.sock"));
     let mut eal = eal_args(dir, "gen", &["-l", "0"], 256);
     eal.push(format!(
         "--vdev=net_memif0,role=server,socket={},mac={GEN_CLIENT_MAC}",
@@ -606,8 +752,22 @@ fn cross_process(
         "--vdev=net_memif1,role=server,socket={},mac={GEN_SERVER_MAC}",
         lan.display()
     ));
-    // testpmd answers no ARP: address its port directly.
-    let extra = ["--vip-mac".to_owned(), FWD_WAN_MAC.to_owned()];
+    // testpmd answers no ARP: address its port directly. A queue pair
+    // per worker on both ends of every memif port.
+    let mut extra = vec![
+        "--vip-mac".to_owned(),
+        FWD_WAN_MAC.to_owned(),
+        "--linger".to_owned(),
+        LINGER_S.to_owned(),
+    ];
+    if case.workers > 1 {
+        extra.extend([
+            "--queues".to_owned(),
+            case.workers.to_string(),
+            "--steering".to_owned(),
+            steering_name(case.steering).to_owned(),
+        ]);
+    }
     let (mut generator, summary_path) = spawn_generator(
         options,
         case,
@@ -639,18 +799,41 @@ fn cross_process(
     let (wan_device, lan_device) = (client(&wan, FWD_WAN_MAC, 0), client(&lan, FWD_LAN_MAC, 1));
     match forwarder {
         Forwarder::Testpmd => {
+            // One forwarding lcore on CPU 1, polling every queue pair:
+            // what one CPU forwards from these ports.
             let mut eal = eal_args(dir, "fwd", &["--lcores", "0@0,1@1"], 256);
             eal.push(format!("--vdev={wan_device}"));
             eal.push(format!("--vdev={lan_device}"));
-            let mut testpmd = start_testpmd(options, dir, &eal, "io", &[])?;
-            let summary = finish_generator(&mut generator, options, &summary_path)?;
+            let queues = [
+                format!("--rxq={}", case.workers),
+                format!("--txq={}", case.workers),
+            ];
+            let extra: Vec<&str> = if case.workers > 1 {
+                queues.iter().map(String::as_str).collect()
+            } else {
+                Vec::new()
+            };
+            let mut testpmd = start_testpmd(options, dir, &eal, "io", &extra)?;
+            let summary = await_summary(&mut generator, options, &summary_path)?;
             testpmd.stop();
+            generator.stop();
             Ok(from_summary(case, forwarder, summary, None))
         }
         Forwarder::Rvsd => {
-            let socket = dir.file("rvsd.sock");
+            let socket = dir.socket("rvsd.sock");
+            // The main lcore on CPU 0, every worker's lcore on CPU 1;
+            // several workers there yield to each other when idle.
+            let (eal, idle) = if case.workers > 1 {
+                let lcores = format!("0@0,(1-{})@1", case.workers);
+                (
+                    eal_args(dir, "fwd", &["--lcores", &lcores], 512),
+                    SHARED_CPU_IDLE,
+                )
+            } else {
+                (eal_args(dir, "fwd", &["-l", "0,1"], 512), POLLING)
+            };
             let config = RvsdConfig {
-                eal: eal_args(dir, "fwd", &["-l", "0,1"], 512),
+                eal,
                 wan_device,
                 lan_device,
                 gateway_mac: Some(GEN_CLIENT_MAC),
@@ -659,12 +842,23 @@ fn cross_process(
                 mbuf_data_room: 2176,
                 connections: connections_for(options.flows(case)),
                 protocol: protocol_name(case.profile),
+                forward: case.forward,
+                workers: case.workers.max(1),
+                idle,
                 socket: socket.clone(),
             };
             let mut rvsd = start_rvsd(options, dir, &config, None)?;
-            let summary = finish_generator(&mut generator, options, &summary_path)?;
+            let summary = await_summary(&mut generator, options, &summary_path)?;
             let workers = rvsd_workers(options, &socket);
+            let exited = rvsd.child.try_wait().ok().flatten();
             rvsd.stop();
+            generator.stop();
+            if let Some(status) = exited {
+                return Err(format!(
+                    "rvsd stopped during the run ({status})\n{}",
+                    rvsd.log_tail()
+                ));
+            }
             Ok(from_summary(case, forwarder, summary, workers.ok()))
         }
         Forwarder::Kernel => Err("the cross-process harness has no kernel forwarder".to_owned()),
@@ -789,7 +983,7 @@ fn single_core(
             ))
         }
         Forwarder::Rvsd => {
-            let socket = dir.file("rvsd.sock");
+            let socket = dir.socket("rvsd.sock");
             let config = RvsdConfig {
                 eal: eal_args(dir, "fwd", &["-l", "0,1"], memory),
                 wan_device: replay,
@@ -800,6 +994,9 @@ fn single_core(
                 mbuf_data_room: 256,
                 connections: connections_for(flows),
                 protocol: protocol_name(case.profile),
+                forward: case.forward,
+                workers: 1,
+                idle: POLLING,
                 socket: socket.clone(),
             };
             let mut rvsd = start_rvsd(options, dir, &config, None)?;
@@ -847,6 +1044,10 @@ fn measured(
         cycles_per_packet: Some(cycles),
         cycles_source: Some(source.to_owned()),
         summary: None,
+        hand_offs_per_packet: workers.as_ref().and_then(hand_offs_per_packet),
+        hand_off_drops: workers
+            .as_ref()
+            .map(|w| worker_sum(w, "hand_off_ring_full")),
         workers,
         error: None,
     }
@@ -997,7 +1198,7 @@ fn kernel_peer(
     }
     let protocol = protocol_name(case.profile);
     let mut rvsd = None;
-    let socket = dir.file("rvsd.sock");
+    let socket = dir.socket("rvsd.sock");
     match forwarder {
         Forwarder::Kernel => {
             sh(
@@ -1032,6 +1233,9 @@ fn kernel_peer(
                 mbuf_data_room: 2176,
                 connections: connections_for(options.flows(case)),
                 protocol,
+                forward: case.forward,
+                workers: 1,
+                idle: POLLING,
                 socket: socket.clone(),
             };
             rvsd = Some(start_rvsd(options, dir, &config, Some(&router_ns))?);
@@ -1137,6 +1341,9 @@ mod tests {
             mbuf_data_room: 256,
             connections: 65536,
             protocol: "udp",
+            forward: Forward::Nat,
+            workers: 1,
+            idle: POLLING,
             socket: PathBuf::from("/tmp/x.sock"),
         };
         let text = config.render();
@@ -1146,6 +1353,62 @@ mod tests {
         assert!(
             text.contains("real_servers = [{ address = \"198.18.1.11:80\", forward = \"masq\" }")
         );
+    }
+
+    #[test]
+    fn rvsd_config_has_each_forwarding_mode_and_workers() {
+        for (forward, key) in [
+            (Forward::Nat, "masq"),
+            (Forward::Dr, "route"),
+            (Forward::Tun, "tunnel"),
+            (Forward::FullNat, "fullnat"),
+        ] {
+            let config = RvsdConfig {
+                eal: vec!["--lcores".to_owned(), "0@0,(1-2)@1".to_owned()],
+                wan_device: "net_null0".to_owned(),
+                lan_device: "net_null1".to_owned(),
+                gateway_mac: None,
+                real_server_mac: None,
+                mbufs: 16383,
+                mbuf_data_room: 2176,
+                connections: 65536,
+                protocol: "udp",
+                forward,
+                workers: 2,
+                idle: SHARED_CPU_IDLE,
+                socket: PathBuf::from("/tmp/x.sock"),
+            };
+            let text = config.render();
+            assert!(text.contains("workers = 2\n"), "{text}");
+            assert!(
+                text.contains("idle_sleep_us = 1\nidle_polls = 64\n"),
+                "{text}"
+            );
+            assert_eq!(
+                text.matches(&format!("forward = \"{key}\"")).count(),
+                2,
+                "{text}"
+            );
+            assert_eq!(
+                text.contains("[fullnat]\nlocal_addresses = [\"198.18.1.100\"]"),
+                forward == Forward::FullNat,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn hand_offs_are_read_from_the_workers_events() {
+        let workers = serde_json::json!([
+            { "index": 0, "tx_packets": 600, "drops": { "hand_off_ring_full": 2 },
+              "events": { "hand_off_sent": 300, "hand_off_received": 200 } },
+            { "index": 1, "tx_packets": 400, "drops": { "hand_off_ring_full": 1 },
+              "events": { "hand_off_sent": 200, "hand_off_received": 300 } },
+        ]);
+        assert_eq!(worker_sum(&workers, "tx_packets"), 1000);
+        assert_eq!(worker_sum(&workers, "hand_off_ring_full"), 3);
+        assert_eq!(hand_offs_per_packet(&workers), Some(0.5));
+        assert_eq!(hand_offs_per_packet(&serde_json::json!([])), None);
     }
 
     #[test]

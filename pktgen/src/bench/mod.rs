@@ -15,8 +15,19 @@
 //!   namespace that does nftables DNAT with `numgen`, against rvsd on the
 //!   same veths; rates per core of forwarding work.
 //!
-//! A case is a row of [`CASES`]; adding one (another forwarding mode, say)
-//! is adding a row.
+//! A case is a row of [`CASES`]: a forwarding mode of rvsd's service
+//! ([`Forward`]), a number of rvsd workers, a traffic profile and flows.
+//! Adding one is adding a row.
+//!
+//! Several workers (cross-process only): every memif port gets a queue
+//! pair per worker on both ends, rvsd's worker lcores share CPU 1
+//! (`--lcores 0@0,(1-N)@1`) and yield to each other when idle (a short
+//! idle back-off), and the generator spreads its flows over the queues
+//! ([`Steering`]) as a NIC's RSS would. The reference is testpmd with as
+//! many queues on one forwarding lcore on CPU 1: what that CPU forwards
+//! from these ports. The headline is the ratio to the same case with one
+//! worker, next to the hand-off rate. On two vCPUs it shows what
+//! hand-offs and sharing a CPU cost, not scaling.
 
 mod harness;
 mod report;
@@ -26,6 +37,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flows::Steering;
 use crate::packet::Profile;
 use crate::summary::Summary;
 
@@ -48,6 +60,21 @@ pub enum Forwarder {
     Rvsd,
     Testpmd,
     Kernel,
+}
+
+/// rvsd's forwarding method for the benchmark service (testpmd and the
+/// kernel ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forward {
+    /// NAT (`forward = "masq"`): the destination becomes RIP:port.
+    Nat,
+    /// Direct routing (`"route"`): only the MACs change.
+    Dr,
+    /// IP-in-IP (`"tunnel"`): an outer IPv4 header DIP -> RIP.
+    Tun,
+    /// `"fullnat"`: the source becomes a local address (LIP) too.
+    FullNat,
 }
 
 /// What a case's headline figure counts.
@@ -73,6 +100,14 @@ pub struct Case {
     pub metric: Metric,
     /// Packets per second the generator originates; 0: as fast as it can.
     pub rate_pps: u64,
+    pub forward: Forward,
+    /// rvsd's workers (`[dataplane] workers`), and queue pairs per port.
+    pub workers: u16,
+    /// How the generator spreads flows over the queues (several workers).
+    pub steering: Steering,
+    /// Whether `--quick` runs the case (the full run and `--smoke` run
+    /// every case).
+    pub quick: bool,
 }
 
 impl Case {
@@ -82,6 +117,23 @@ impl Case {
             Harness::CrossProcess | Harness::SingleCore => Forwarder::Testpmd,
             Harness::Kernel => Forwarder::Kernel,
         }
+    }
+
+    /// The case that differs from this one only by having one worker, the
+    /// base of its scaling ratio (for cases with several workers).
+    pub fn one_worker(&self) -> Option<&'static Case> {
+        if self.workers <= 1 {
+            return None;
+        }
+        CASES.iter().find(|other| {
+            other.workers == 1
+                && other.harness == self.harness
+                && other.profile == self.profile
+                && other.flows == self.flows
+                && other.respond == self.respond
+                && other.rate_pps == self.rate_pps
+                && other.forward == self.forward
+        })
     }
 }
 
@@ -94,6 +146,28 @@ const fn nat(name: &'static str, harness: Harness, flows: u64) -> Case {
         respond: false,
         metric: Metric::Mpps,
         rate_pps: 0,
+        forward: Forward::Nat,
+        workers: 1,
+        steering: Steering::Hash,
+        quick: true,
+    }
+}
+
+/// A cross-process case of 1 000 UDP flows with forwarding method
+/// `forward`.
+const fn mode(name: &'static str, forward: Forward) -> Case {
+    Case {
+        forward,
+        ..nat(name, Harness::CrossProcess, 1_000)
+    }
+}
+
+/// The 1 000-flow NAT case with `workers` rvsd workers.
+const fn workers(name: &'static str, workers: u16, steering: Steering) -> Case {
+    Case {
+        workers,
+        steering,
+        ..nat(name, Harness::CrossProcess, 1_000)
     }
 }
 
@@ -107,6 +181,10 @@ const fn cps(name: &'static str, profile: Profile) -> Case {
         respond: true,
         metric: Metric::MillionConnections,
         rate_pps: 0,
+        forward: Forward::Nat,
+        workers: 1,
+        steering: Steering::Hash,
+        quick: true,
     }
 }
 
@@ -114,6 +192,29 @@ const fn cps(name: &'static str, profile: Profile) -> Case {
 pub const CASES: &[Case] = &[
     nat("nat, 1 flow, cross-process", Harness::CrossProcess, 1),
     nat("nat, 1k flows, cross-process", Harness::CrossProcess, 1_000),
+    // Flows spread over the queues blind to rvsd's owners, as RSS on a
+    // NIC: about half of the packets are handed to the other worker.
+    workers("nat, 1k flows, cross-process, 2 workers", 2, Steering::Hash),
+    // Each flow delivered to its owner, as a NIC whose RSS matches
+    // ownership: no hand-offs.
+    Case {
+        quick: false,
+        ..workers(
+            "nat, 1k flows, cross-process, 2 workers, owner steering",
+            2,
+            Steering::Owner,
+        )
+    },
+    // --quick runs TUN (the mode that changes the frame most) of these.
+    Case {
+        quick: false,
+        ..mode("dr, 1k flows, cross-process", Forward::Dr)
+    },
+    mode("tun, 1k flows, cross-process", Forward::Tun),
+    Case {
+        quick: false,
+        ..mode("fullnat, 1k flows, cross-process", Forward::FullNat)
+    },
     nat(
         "nat, 1M flows, cross-process",
         Harness::CrossProcess,
@@ -145,7 +246,8 @@ pub const CASES: &[Case] = &[
 pub enum Mode {
     /// At least 3 pairs of 10 s.
     Full,
-    /// 1 pair of 2 s per case: under 2 minutes.
+    /// 1 pair of 2 s per case, the cases marked `quick`: under 2
+    /// minutes.
     Quick,
     /// About a second per run, flows capped at 10 000: checks only that
     /// every run carried traffic and produced a well-formed summary.
@@ -213,6 +315,12 @@ pub struct Run {
     pub summary: Option<Summary>,
     /// rvsd's `rvsadm -L --workers --json`, when rvsd ran.
     pub workers: Option<serde_json::Value>,
+    /// rvsd's packets handed from one worker to another (`hand_off_sent`)
+    /// per packet it transmitted, over the whole run (warm-up included),
+    /// from `workers`.
+    pub hand_offs_per_packet: Option<f64>,
+    /// Packets dropped because a hand-off ring was full.
+    pub hand_off_drops: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -231,6 +339,8 @@ impl Run {
             cycles_source: None,
             summary: None,
             workers: None,
+            hand_offs_per_packet: None,
+            hand_off_drops: None,
             error: Some(error),
         }
     }
@@ -248,6 +358,7 @@ pub fn run_all(options: &Options, mut progress: impl FnMut(&Run)) -> Report {
     let tsc_hz = harness::tsc_hz();
     let cases: Vec<Case> = CASES
         .iter()
+        .filter(|case| case.quick || options.mode != Mode::Quick || options.filter.is_some())
         .filter(|case| {
             options
                 .filter

@@ -26,6 +26,17 @@ pub struct Row {
     pub rvsd_p99_ns: Option<u64>,
     pub rvsd_cycles_per_packet: Option<f64>,
     pub reference_cycles_per_packet: Option<f64>,
+    /// rvsd's workers in this case.
+    pub workers: u16,
+    /// Median over rvsd's runs of packets handed from one worker to
+    /// another per packet transmitted.
+    pub rvsd_hand_offs_per_packet: Option<f64>,
+    /// Median over rvsd's runs of packets dropped on full hand-off rings.
+    pub rvsd_hand_off_drops: Option<u64>,
+    /// With several workers: the same case with one worker, and rvsd's
+    /// figure over that case's (medians of this run).
+    pub one_worker_case: Option<String>,
+    pub one_worker_ratio: Option<f64>,
     pub failures: Vec<String>,
 }
 
@@ -43,7 +54,23 @@ pub struct Report {
 
 impl Report {
     pub(super) fn new(options: &Options, tsc_hz: u64, cases: Vec<Case>, runs: Vec<Run>) -> Report {
-        let rows = cases.iter().map(|case| row(case, &runs)).collect();
+        let mut rows: Vec<Row> = cases.iter().map(|case| row(case, &runs)).collect();
+        let figures: Vec<(String, Option<f64>)> = rows
+            .iter()
+            .map(|row| (row.case.clone(), row.rvsd))
+            .collect();
+        for row in &mut rows {
+            let base = row.one_worker_case.as_ref().and_then(|name| {
+                figures
+                    .iter()
+                    .find(|(case, _)| case == name)
+                    .and_then(|(_, figure)| *figure)
+            });
+            row.one_worker_ratio = row
+                .rvsd
+                .zip(base)
+                .and_then(|(figure, base)| (base > 0.0).then_some(figure / base));
+        }
         Report {
             mode: options.mode,
             pairs: options.pairs,
@@ -107,6 +134,33 @@ impl Report {
         }
         text
     }
+
+    /// Lines that go under the table: for each case with several workers,
+    /// its figure against one worker's and the hand-off rate.
+    pub fn notes(&self) -> String {
+        let mut text = String::new();
+        for row in self.rows.iter().filter(|row| row.workers > 1) {
+            let ratio = match (&row.one_worker_case, row.one_worker_ratio) {
+                _ if row.rvsd.is_none() => "rvsd failed".to_owned(),
+                (Some(base), Some(ratio)) => format!("{ratio:.2} of \"{base}\""),
+                (Some(base), None) => format!("\"{base}\" not measured in this run"),
+                (None, _) => "no 1-worker case".to_owned(),
+            };
+            let hand_offs = row.rvsd_hand_offs_per_packet.map_or_else(
+                || "hand-offs unknown".to_owned(),
+                |rate| format!("{rate:.3} hand-offs per forwarded packet"),
+            );
+            let drops = row.rvsd_hand_off_drops.map_or_else(String::new, |drops| {
+                format!(", {drops} dropped on full hand-off rings")
+            });
+            let _ = writeln!(
+                text,
+                "{}: {} workers, {ratio}; {hand_offs}{drops}",
+                row.case, row.workers
+            );
+        }
+        text
+    }
 }
 
 fn row(case: &Case, runs: &[Run]) -> Row {
@@ -145,6 +199,12 @@ fn row(case: &Case, runs: &[Run]) -> Row {
         rvsd_p99_ns: latency(&|run| run.p99_ns),
         rvsd_cycles_per_packet: med(&ours, &|run| run.cycles_per_packet),
         reference_cycles_per_packet: med(&theirs, &|run| run.cycles_per_packet),
+        workers: case.workers,
+        rvsd_hand_offs_per_packet: med(&ours, &|run| run.hand_offs_per_packet),
+        rvsd_hand_off_drops: med(&ours, &|run| run.hand_off_drops.map(|d| d as f64))
+            .map(|drops| drops as u64),
+        one_worker_case: case.one_worker().map(|base| base.name.to_owned()),
+        one_worker_ratio: None,
         failures: runs
             .iter()
             .filter(|run| run.case == case.name)

@@ -18,7 +18,8 @@ use rvs_pktgen::bench::{self, Binaries, Mode, Options, Run};
 #[derive(Debug, Parser)]
 #[command(name = "rvs-bench", version)]
 struct Args {
-    /// One pair of 2 s runs per case: under 2 minutes.
+    /// One pair of 2 s runs per case, a subset of the cases: under 2
+    /// minutes.
     #[arg(long, conflicts_with = "smoke")]
     quick: bool,
     /// About a second per run, flows capped at 10 000; checks only that
@@ -88,6 +89,10 @@ fn main() -> ExitCode {
         report.mode, report.pairs, report.duration_s, report.cpu
     );
     println!("{}", report.table());
+    let notes = report.notes();
+    if !notes.is_empty() {
+        println!("{notes}");
+    }
     for row in &report.rows {
         for failure in &row.failures {
             println!("failed: {}: {}", row.case, first_line(failure));

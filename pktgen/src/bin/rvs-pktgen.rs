@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use dataplane::wire::MacAddr;
 use dpdk_bind::Eal;
-use rvs_pktgen::flows::ClientSpace;
+use rvs_pktgen::flows::{ClientSpace, Steering};
 use rvs_pktgen::generator::{self, Config, PortNames};
 use rvs_pktgen::packet::{Endpoints, MAX_FRAME, MIN_FRAME, Profile, Template};
 use rvs_pktgen::pcap;
@@ -95,9 +95,23 @@ struct Args {
     /// Answer like a minimal server on the server side.
     #[arg(long)]
     respond: bool,
+    /// Queue pairs on each port (a memif peer must configure as many);
+    /// both sides poll them all.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    queues: u16,
+    /// How the client side spreads flows over the queues: `hash` (like a
+    /// NIC's RSS, blind to the forwarder's workers) or `owner` (to the rvsd
+    /// worker that owns each flow).
+    #[arg(long, value_enum, default_value = "hash")]
+    steering: Steering,
     /// Seconds to wait for links and the VIP's ARP reply.
     #[arg(long, default_value_t = 30.0)]
     setup_timeout: f64,
+    /// Seconds to keep the ports up after printing the summary, or until
+    /// SIGINT/SIGTERM: lets a harness stop the forwarder first (a memif
+    /// peer that disappears under a polling forwarder can crash it).
+    #[arg(long, default_value_t = 0.0)]
+    linger: f64,
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
@@ -158,6 +172,8 @@ fn run(args: &Args) -> Result<(), String> {
         vip_mac: args.vip_mac,
         real_servers: args.real_servers.clone(),
         respond: args.respond,
+        queues: args.queues,
+        steering: args.steering,
         rate_pps: args.rate,
         warmup_rate_pps: args.warmup_rate,
         warmup: !args.no_warmup,
@@ -165,6 +181,7 @@ fn run(args: &Args) -> Result<(), String> {
         sample_every: args.sample,
         progress: !args.quiet,
         setup_timeout: seconds(args.setup_timeout, "setup-timeout")?,
+        linger: seconds(args.linger, "linger")?,
     };
     let names = PortNames {
         client: args
@@ -185,11 +202,22 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
     }
     let eal = Eal::init(&args.eal).map_err(|error| format!("EAL: {error}"))?;
-    let summary =
-        generator::run(&eal, &config, &names, &stop).map_err(|error| error.to_string())?;
-    let json = serde_json::to_string_pretty(&summary).map_err(|error| error.to_string())?;
-    println!("{json}");
-    Ok(())
+    let mut printed = Ok(());
+    generator::run(&eal, &config, &names, &stop, |summary| {
+        printed = print_summary(summary);
+    })
+    .map_err(|error| error.to_string())?;
+    printed
+}
+
+/// Prints the summary as JSON on stdout, flushed: a harness reads it
+/// while the ports linger.
+fn print_summary(summary: &rvs_pktgen::summary::Summary) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(summary).map_err(|error| error.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{json}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("stdout: {error}"))
 }
 
 /// The client space of a CIDR and a FIRST-LAST port range.
