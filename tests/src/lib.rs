@@ -79,7 +79,7 @@ pub const WHOAMI: &str = "whoami.rvs.test";
 pub const BIG_FILE_BYTES: usize = 50 * 1024 * 1024;
 
 /// Programs the lab runs, and the Debian packages that provide them.
-const PREREQUISITES: [(&str, &str); 11] = [
+const PREREQUISITES: [(&str, &str); 12] = [
     ("ip", "iproute2"),
     ("bash", "bash"),
     ("ss", "iproute2"),
@@ -91,6 +91,7 @@ const PREREQUISITES: [(&str, &str); 11] = [
     ("sha256sum", "coreutils"),
     ("ping", "iputils-ping"),
     ("nft", "nftables"),
+    ("wrk", "wrk"),
 ];
 
 /// Panics with a clear message unless the lab can run here.
