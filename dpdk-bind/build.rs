@@ -127,6 +127,7 @@ fn generate_bindings(cflags: &[String]) {
         .allowlist_function("rte_eth_dev_stop")
         .allowlist_function("rte_eth_dev_close")
         .allowlist_function("rte_eth_macaddr_get")
+        .allowlist_function("rte_eth_dev_default_mac_addr_set")
         .allowlist_function("rte_eth_link_get_nowait")
         .allowlist_function("rte_eth_stats_get")
         .allowlist_function("rte_eth_stats_reset")

@@ -159,6 +159,13 @@ pub struct PortConfig {
     pub addresses: Vec<IpNet>,
     /// MTU to set; `None` leaves the device's.
     pub mtu: Option<u16>,
+    /// The name of the port's kernel twin, its exception path: a TAP
+    /// interface rvsd creates (net_tap) with the port's MAC address, its
+    /// MTU and its `addresses`, through which the host's own traffic
+    /// (ping, ssh, health checks, the metrics endpoint) goes in and out of
+    /// the port. `None`: no exception path; what is for the host is
+    /// dropped and counted as `no_exception_path`.
+    pub kernel_interface: Option<String>,
 }
 
 impl PortConfig {
@@ -173,6 +180,14 @@ impl PortConfig {
     /// Whether `device` is a PCI address (`DDDD:BB:DD.F`, hexadecimal).
     pub fn is_pci(&self) -> bool {
         is_pci_address(&self.device)
+    }
+
+    /// The name EAL knows the kernel twin of port number `index` by (a
+    /// net_tap vdev), when the port has one.
+    pub fn kernel_twin_name(&self, index: usize) -> Option<String> {
+        self.kernel_interface
+            .as_ref()
+            .map(|_| format!("net_tap_rvs{index}"))
     }
 }
 
@@ -502,6 +517,13 @@ impl Config {
                 args.push(format!("--vdev={}", port.device));
             }
         }
+        for (i, port) in self.ports.iter().enumerate() {
+            if let (Some(twin), Some(interface)) =
+                (port.kernel_twin_name(i), &port.kernel_interface)
+            {
+                args.push(format!("--vdev={twin},iface={interface}"));
+            }
+        }
         args
     }
 
@@ -587,6 +609,7 @@ impl Config {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut devices: HashMap<&str, &str> = HashMap::new();
         let mut addresses: HashMap<IpAddr, &str> = HashMap::new();
+        let mut interfaces: HashMap<&str, &str> = HashMap::new();
         for (i, port) in self.ports.iter().enumerate() {
             let at = format!("ports[{i}]");
             if !is_port_name(&port.name) {
@@ -635,6 +658,23 @@ impl Config {
                         format_args!(
                             "{net} overlaps the subnet of port \"{}\" ({theirs}); each subnet belongs to one port",
                             earlier.name
+                        ),
+                    );
+                }
+            }
+            if let Some(interface) = &port.kernel_interface {
+                if !is_interface_name(interface) {
+                    problems.add(
+                        format_args!("{at}.kernel_interface"),
+                        format_args!(
+                            "\"{interface}\" is not 1 to 15 of a-z A-Z 0-9 _ - . (a Linux interface name)"
+                        ),
+                    );
+                } else if let Some(other) = interfaces.insert(interface, &port.name) {
+                    problems.add(
+                        format_args!("{at}.kernel_interface"),
+                        format_args!(
+                            "\"{interface}\" is also the kernel interface of port \"{other}\""
                         ),
                     );
                 }
@@ -1154,6 +1194,17 @@ fn is_port_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
+/// What Linux accepts as an interface name (IFNAMSIZ less the NUL),
+/// without the characters ip(8) would take for syntax.
+fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
+}
+
 /// `DDDD:BB:DD.F` in hexadecimal, the form EAL prints.
 fn is_pci_address(text: &str) -> bool {
     let hex =
@@ -1513,6 +1564,51 @@ forward = "masq"
         assert!(!config.ports[0].is_pci());
         assert_eq!(config.ports[1].dpdk_name(), "0000:03:00.0");
         assert!(config.ports[1].is_pci());
+    }
+
+    #[test]
+    fn kernel_twins_are_tap_vdevs_after_the_ports() {
+        let config = parse(&MINIMAL.replace(
+            "device = \"0000:03:00.0\"",
+            "device = \"0000:03:00.0\"\nkernel_interface = \"rvs-lan\"",
+        ))
+        .unwrap();
+        assert_eq!(config.ports[0].kernel_twin_name(0), None);
+        assert_eq!(
+            config.ports[1].kernel_twin_name(1).as_deref(),
+            Some("net_tap_rvs1")
+        );
+        assert_eq!(
+            config.eal_args().last().map(String::as_str),
+            Some("--vdev=net_tap_rvs1,iface=rvs-lan")
+        );
+    }
+
+    #[test]
+    fn kernel_interfaces_are_linux_names_and_unique() {
+        let twins = |wan: &str, lan: &str| {
+            MINIMAL
+                .replace(
+                    "iface=veth-wan\"",
+                    &format!("iface=veth-wan\"\nkernel_interface = \"{wan}\""),
+                )
+                .replace(
+                    "device = \"0000:03:00.0\"",
+                    &format!("device = \"0000:03:00.0\"\nkernel_interface = \"{lan}\""),
+                )
+        };
+        assert!(parse(&twins("rvs-wan", "rvs-lan")).is_ok());
+        assert_eq!(
+            problems_of(&twins("rvs-wan", "rvs-wan")),
+            ["ports[1].kernel_interface: \"rvs-wan\" is also the kernel interface of port \"wan\""]
+        );
+        assert_eq!(
+            problems_of(&twins("a-name-far-too-long", "rvs lan")),
+            [
+                "ports[0].kernel_interface: \"a-name-far-too-long\" is not 1 to 15 of a-z A-Z 0-9 _ - . (a Linux interface name)",
+                "ports[1].kernel_interface: \"rvs lan\" is not 1 to 15 of a-z A-Z 0-9 _ - . (a Linux interface name)",
+            ]
+        );
     }
 
     #[test]

@@ -109,6 +109,9 @@ named_counters! {
         /// The ring to the worker that owns the packet's connection was
         /// full.
         HandOffRingFull => "hand_off_ring_full",
+        /// The ring to the exception path was full (the host's stack is
+        /// not keeping up).
+        ExceptionRingFull => "exception_ring_full",
         /// No mbuf could be allocated for a packet rvsd generates.
         MbufExhausted => "mbuf_exhausted",
         /// A packet rvsd generates did not fit into an mbuf.
@@ -133,6 +136,9 @@ named_counters! {
         NeighbourExpired => "neighbour_expired",
         /// Packets handed to the kernel's exception path.
         ToKernel => "to_kernel",
+        /// Packets the kernel sent out of a port through its exception
+        /// path.
+        FromKernel => "from_kernel",
         /// A persistence template was placed for a client.
         TemplateCreated => "template_created",
         /// A live template made room for another client's.

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod counters;
 pub mod director;
 pub mod engine;
+pub mod exception;
 pub mod family;
 pub mod frame;
 pub mod listing;

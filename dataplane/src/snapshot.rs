@@ -116,16 +116,23 @@ pub struct PortAddresses {
     pub ipv6: Vec<Ipv6Cidr>,
     /// Largest IP packet the port sends (1500 on Ethernet).
     pub mtu: u16,
+    /// Whether the port has a kernel twin: then the host's own traffic
+    /// (echo to the director's addresses, ARP and ND replies, what no
+    /// service or connection claims) goes to the kernel, which holds the
+    /// port's addresses too.
+    pub exception_path: bool,
 }
 
 impl PortAddresses {
-    /// A port with IPv4 addresses only and the Ethernet MTU.
+    /// A port with IPv4 addresses only, the Ethernet MTU and no exception
+    /// path.
     pub fn ipv4(mac: MacAddr, ipv4: Vec<Ipv4Cidr>) -> PortAddresses {
         PortAddresses {
             mac,
             ipv4,
             ipv6: Vec::new(),
             mtu: 1500,
+            exception_path: false,
         }
     }
 }

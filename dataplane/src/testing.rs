@@ -105,12 +105,14 @@ pub fn ports() -> Vec<PortAddresses> {
             ipv4: vec![v4(WAN_ADDRESS)],
             ipv6: vec![v6(WAN_ADDRESS6)],
             mtu: 1500,
+            exception_path: false,
         },
         PortAddresses {
             mac: LAN_MAC,
             ipv4: vec![v4(DIP)],
             ipv6: vec![v6(DIP6)],
             mtu: 1500,
+            exception_path: false,
         },
     ]
 }

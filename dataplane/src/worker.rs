@@ -3,7 +3,9 @@
 //! One worker runs per lcore, pinned by EAL, with its own receive and
 //! transmit queue on every port. Each round it polls every port for a burst
 //! of up to 32 packets, and the rings on which other workers hand it
-//! packets of connections it owns, hands them to the engine (prefetching the next
+//! packets of connections it owns (and, on the first worker, the ring of
+//! frames the host's kernel sends, see [`crate::exception`]), hands them to
+//! the engine (prefetching the next
 //! packet's headers while the current one is processed), buffers transmits
 //! per port and flushes them at the end of the round (or as soon as a
 //! buffer holds a full burst). Every 100 µs it does housekeeping: picks up
@@ -24,7 +26,7 @@ use dpdk_bind::{
     TxQueue, tsc,
 };
 
-use crate::counters::{DropReason, WorkerCounters, bump};
+use crate::counters::{DropReason, Event, WorkerCounters, bump};
 use crate::engine::{Engine, PacketIo};
 use crate::frame::Frame;
 use crate::snapshot::SnapshotCell;
@@ -85,12 +87,29 @@ pub struct HandOffRings {
     pub from: Vec<RingConsumer>,
 }
 
+/// A worker's end of the exception path (see [`crate::exception`]):
+/// frames carry their dataplane port number in their `port` field both
+/// ways.
+#[derive(Debug)]
+pub struct KernelRings {
+    /// Indexed by the dataplane's port number: whether the port has a
+    /// kernel twin.
+    pub twins: Box<[bool]>,
+    /// Frames for the host, to the exception thread.
+    pub to_kernel: RingProducer,
+    /// Frames the host sends out of the ports, from the exception thread;
+    /// one worker (the first) takes them.
+    pub from_kernel: Option<RingConsumer>,
+}
+
 /// Everything a worker owns; moved onto its lcore.
 #[derive(Debug)]
 pub struct Worker {
     /// Indexed by the dataplane's port number.
     pub ports: Vec<PortQueues>,
     pub hand_offs: HandOffRings,
+    /// `None` when no port has a kernel twin.
+    pub kernel: Option<KernelRings>,
     pub mempool: Mempool,
     pub engine: Engine<Mbuf>,
     pub snapshots: Arc<SnapshotCell>,
@@ -109,6 +128,8 @@ struct DpdkIo<'a> {
     /// Per worker, like `HandOffRings::to`.
     hand_off_buffers: &'a mut [TxBuffer],
     hand_off_rings: &'a mut [Option<RingProducer>],
+    /// Frames for the host and their ring, when there is an exception path.
+    kernel: Option<(&'a mut TxBuffer, &'a mut KernelRings)>,
     free: &'a mut FreeBatch,
     mempool: &'a Mempool,
     counters: &'a WorkerCounters,
@@ -146,6 +167,20 @@ impl DpdkIo<'_> {
         }
     }
 
+    /// Moves what waits for the host into the exception ring; what does
+    /// not fit is dropped and counted.
+    fn flush_to_kernel(&mut self) {
+        let Some((buffer, rings)) = &mut self.kernel else {
+            return;
+        };
+        rings.to_kernel.enqueue_burst(buffer);
+        let dropped = buffer.clear();
+        if dropped > 0 {
+            self.counters
+                .count_drops(DropReason::ExceptionRingFull, dropped as u64);
+        }
+    }
+
     fn flush_all(&mut self) {
         for port in 0..self.tx_buffers.len() {
             if !self.tx_buffers[port].is_empty() {
@@ -157,7 +192,34 @@ impl DpdkIo<'_> {
                 self.flush_hand_off(worker);
             }
         }
+        if self
+            .kernel
+            .as_ref()
+            .is_some_and(|(buffer, _)| !buffer.is_empty())
+        {
+            self.flush_to_kernel();
+        }
         self.free.flush();
+    }
+}
+
+impl DpdkIo<'_> {
+    /// Transmits a burst of what the host sent, if this worker is the one
+    /// that takes it; returns how many frames.
+    fn send_from_kernel(&mut self, burst: &mut Burst) -> usize {
+        let Some(ring) = self
+            .kernel
+            .as_mut()
+            .and_then(|(_, rings)| rings.from_kernel.as_mut())
+        else {
+            return 0;
+        };
+        let count = ring.dequeue_burst(burst);
+        for mbuf in burst.drain() {
+            self.counters.count(Event::FromKernel);
+            self.transmit(mbuf.port().0, mbuf);
+        }
+        count
     }
 }
 
@@ -186,9 +248,26 @@ impl PacketIo for DpdkIo<'_> {
         }
     }
 
-    fn to_kernel(&mut self, _port: u16, mbuf: Mbuf) {
-        self.counters.count_drop(DropReason::NoExceptionPath);
-        self.free.push(mbuf);
+    fn to_kernel(&mut self, port: u16, mut mbuf: Mbuf) {
+        let Some((buffer, _)) = self
+            .kernel
+            .as_mut()
+            .filter(|(_, rings)| rings.twins.get(usize::from(port)).copied().unwrap_or(false))
+        else {
+            self.counters.count_drop(DropReason::NoExceptionPath);
+            self.free.push(mbuf);
+            return;
+        };
+        mbuf.set_port(PortId(port));
+        if let Err(mbuf) = buffer.push(mbuf) {
+            self.flush_to_kernel();
+            if let Some((buffer, _)) = &mut self.kernel
+                && let Err(mbuf) = buffer.push(mbuf)
+            {
+                // Unreachable after a flush, which empties the buffer.
+                self.free.push(mbuf);
+            }
+        }
     }
 
     #[inline]
@@ -228,6 +307,7 @@ impl Worker {
             .iter()
             .map(|_| TxBuffer::default())
             .collect();
+        let mut kernel_buffer = TxBuffer::default();
         let mut free = FreeBatch::default();
         let mut burst: Burst = Burst::default();
         let mut next_housekeeping = clock.instant(tsc());
@@ -240,6 +320,10 @@ impl Worker {
                 ports: &mut self.ports,
                 hand_off_buffers: &mut hand_off_buffers,
                 hand_off_rings: &mut self.hand_offs.to,
+                kernel: self
+                    .kernel
+                    .as_mut()
+                    .map(|rings| (&mut kernel_buffer, rings)),
                 free: &mut free,
                 mempool: &self.mempool,
                 counters: &counters,
@@ -282,6 +366,7 @@ impl Worker {
                     self.engine.receive_handed_over(now, port, run, &mut io);
                 }
             }
+            received += io.send_from_kernel(&mut burst);
             io.flush_all();
             if received > 0 {
                 bump(&counters.busy_cycles, tsc().wrapping_sub(round_start));

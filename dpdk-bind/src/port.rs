@@ -474,6 +474,21 @@ impl Port {
         Ok(mac.addr_bytes)
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`):
+    /// a kernel twin of a port (net_tap) takes the port's address, so that
+    /// the host's own frames leave with it.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Dpdk`], with `ENOTSUP` when the device cannot.
+    #[cold]
+    pub fn set_mac_address(&mut self, mac: [u8; 6]) -> Result<(), PortError> {
+        let mut address = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: the port is configured; address is valid for the call.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id().0, &mut address) };
+        self.id().check(ret, "rte_eth_dev_default_mac_addr_set")
+    }
+
     /// The link state, without waiting for negotiation
     /// (`rte_eth_link_get_nowait`).
     ///

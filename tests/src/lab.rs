@@ -196,6 +196,20 @@ impl Lab {
                     // rvsd answers neighbour discovery itself.
                     lab.director
                         .sysctl(&[&format!("net.ipv6.conf.{}.disable_ipv6=1", port.interface)]);
+                    if options.exception_path {
+                        // The NIC is DPDK's: the director namespace's
+                        // kernel, which holds the director's addresses on
+                        // the ports' twins, must not also answer frames
+                        // that af_packet copies to rvsd (packet sockets see
+                        // a frame before the ingress hook drops it).
+                        nft(
+                            &lab.director,
+                            &format!(
+                                "table netdev rvs_nic {{\n  chain {0} {{\n    type filter hook ingress device {0} priority 0; policy drop;\n  }}\n}}\n",
+                                port.interface
+                            ),
+                        );
+                    }
                 }
                 let network = NetworkPlan {
                     ports: lab.director_ports(),

@@ -36,7 +36,11 @@
 //! IP-in-IP packets, a TUN device hands the inner packets to the kernel.
 //!
 //! rvsd owns the director's veths through DPDK's net_af_packet driver; the
-//! kernel of the director namespace has no address on them (nor IPv6). A
+//! kernel of the director namespace has no address on them (nor IPv6).
+//! With [`RvsdOptions::exception_path`] each port gets a TAP twin holding
+//! its addresses, and an nftables ingress hook keeps the kernel from the
+//! veths' frames (packet sockets see them first), as if the NICs were
+//! bound to DPDK. A
 //! lab can instead use that kernel as the director ([`Director::Kernel`]),
 //! which checks the lab itself. Every veth has its offloads off, so the
 //! kernel hands rvsd real MTU-sized frames with their checksums filled in.
@@ -47,6 +51,7 @@
 
 mod host;
 mod lab;
+mod load;
 mod plan;
 mod rvsd;
 mod servers;
@@ -58,6 +63,7 @@ use std::time::{Duration, Instant};
 
 pub use host::{Netns, Process, Switch, veth};
 pub use lab::{Director, Lab, LabSpec, Mode, NatLab, Protocol, Traffic, big_file_sha256};
+pub use load::{Wrk, WrkReport};
 pub use plan::{Family, endpoint, url};
 pub use rvsd::{RealServerRow, RvsdOptions, real_server_rows};
 pub use transfer::Transfer;
@@ -205,4 +211,13 @@ pub fn tally(responses: &[String]) -> (usize, usize, Vec<String>) {
         }
     }
     counts
+}
+
+/// The value of the sample `series` (a metric's name and labels) in the
+/// Prometheus text `text`.
+pub fn metric_sample(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
 }

@@ -24,6 +24,10 @@ pub struct RvsdOptions {
     /// than one shares CPU 1 of this small machine (the idle back-off
     /// makes that work).
     pub workers: u16,
+    /// Give every port a kernel twin (`kernel_interface = "k<veth>"`), as
+    /// in production: the director's addresses then belong to the
+    /// director namespace's kernel too (see [`kernel_interface`]).
+    pub exception_path: bool,
 }
 
 impl Default for RvsdOptions {
@@ -33,8 +37,14 @@ impl Default for RvsdOptions {
             connections_per_worker: 65536,
             hugepages: false,
             workers: 1,
+            exception_path: false,
         }
     }
+}
+
+/// The kernel twin rvsd creates for the port on veth `interface`.
+fn kernel_interface(interface: &str) -> String {
+    format!("k{interface}")
 }
 
 /// One of rvsd's ports in the lab.
@@ -202,6 +212,13 @@ socket = "{socket}"
             options.workers.max(1),
             toml_strings(&port.addresses),
         );
+        if options.exception_path {
+            let _ = writeln!(
+                text,
+                "kernel_interface = \"{}\"",
+                kernel_interface(port.interface)
+            );
+        }
     }
     for (destination, gateway) in &network.routes {
         let _ = write!(

@@ -5,17 +5,9 @@
 //!
 //! These tests need root; run them one at a time (`--test-threads=1`).
 
-use rvs_lab::{NatLab, REAL_SERVERS, RvsdOptions, VIP, tally};
+use rvs_lab::{NatLab, REAL_SERVERS, RvsdOptions, VIP, metric_sample as sample, tally};
 
 const LISTEN: &str = "127.0.0.1:9100";
-
-/// The value of the sample `series` (name and labels) in `text`.
-fn sample(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
-}
 
 #[test]
 fn the_metrics_endpoint_counts_what_rvsadm_lists() {

@@ -12,11 +12,10 @@
 //! scripts/test.sh does) since each starts a whole lab on a small machine.
 
 use std::net::IpAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rvs_lab::{
-    Director, Family, Lab, LabSpec, Mode, Protocol, RvsdOptions, endpoint, tally, wait_until,
+    Director, Family, Lab, LabSpec, Mode, Protocol, RvsdOptions, Wrk, endpoint, tally, wait_until,
 };
 
 /// Connections each mode's test opens.
@@ -108,14 +107,6 @@ fn with_two_workers_every_connection_is_handled_by_its_owner_alone() {
     }
 }
 
-/// The lines of wrk's report that name errors.
-fn wrk_errors(report: &str) -> Vec<&str> {
-    report
-        .lines()
-        .filter(|line| line.contains("Socket errors") || line.contains("Non-2xx"))
-        .collect()
-}
-
 #[test]
 fn a_thousand_edits_under_keep_alive_load_disturb_no_connection() {
     let lab = two_worker_lab("mc-edits", Mode::Nat);
@@ -129,16 +120,12 @@ fn a_thousand_edits_under_keep_alive_load_disturb_no_connection() {
 
     // 20 keep-alive connections for the whole run; wrk reports errors
     // (connect, read, write, timeout, non-2xx) at the end.
-    let report = lab.dir().join("wrk.txt");
-    let mut wrk = lab
-        .client
-        .command("wrk")
-        .args(["-t2", "-c20", "-d25s", "--timeout", "5s"])
-        .arg(format!("http://{}/", endpoint(vip, 80)))
-        .stdout(std::fs::File::create(&report).expect("wrk report file"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run wrk: {error}"));
+    let wrk = Wrk::start(
+        &lab.client,
+        lab.dir().join("wrk.txt"),
+        &["-t2", "-c20", "-d25s", "--timeout", "5s"],
+        &format!("http://{}/", endpoint(vip, 80)),
+    );
     std::thread::sleep(Duration::from_secs(1));
 
     // 1002 edits (334 rounds of three): real servers that carry no
@@ -176,20 +163,14 @@ fn a_thousand_edits_under_keep_alive_load_disturb_no_connection() {
         "{edits} edits took {editing:?}, longer than wrk runs"
     );
 
-    let status = wrk.wait().expect("wrk ran");
-    let text = std::fs::read_to_string(&report).unwrap_or_default();
-    assert!(status.success(), "wrk failed:\n{text}");
+    let report = wrk.finish();
     assert!(
-        wrk_errors(&text).is_empty(),
-        "wrk saw errors while rvsadm edited:\n{text}\n{}",
+        report.errors.is_empty(),
+        "wrk saw errors while rvsadm edited:\n{}\n{}",
+        report.text,
         lab.log_tail()
     );
-    let requests: u64 = text
-        .lines()
-        .find_map(|line| line.trim().split_once(" requests in "))
-        .and_then(|(count, _)| count.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no request count in wrk's report:\n{text}"));
-    assert!(requests > 1000, "{text}");
+    assert!(report.requests > 1000, "{}", report.text);
     // The configuration the last edits left, and no spare server.
     let listing = lab.rvsadm_ok("-Ln");
     assert!(
@@ -209,8 +190,9 @@ fn a_thousand_edits_under_keep_alive_load_disturb_no_connection() {
         per_worker(&lab, "snapshot_adopted")
     );
     println!(
-        "{edits} rvsadm edits in {editing:?} under wrk ({requests} requests, no error); \
+        "{edits} rvsadm edits in {editing:?} under wrk ({} requests, no error); \
          hand-offs {:?}",
+        report.requests,
         per_worker(&lab, "hand_off_sent")
     );
 }

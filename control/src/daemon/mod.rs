@@ -17,6 +17,7 @@
 //! configuration that contains it, so a script that adds a real server and
 //! then sends traffic sees the server in use.
 
+mod exception;
 mod listing;
 pub mod metrics;
 pub mod reload;
@@ -485,11 +486,17 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let ports_count = config.ports.len() as u32;
     let descriptors =
         u32::from(config.dataplane.rx_descriptors) + u32::from(config.dataplane.tx_descriptors);
+    let to_kernel_ring = if config.ports.iter().any(|p| p.kernel_interface.is_some()) {
+        exception::EXCEPTION_RING
+    } else {
+        0
+    };
     let needed = worker_count as u32
         * (ports_count * descriptors
             + MBUFS_PER_WORKER
             + config.dataplane.mbuf_cache
-            + (worker_count as u32 - 1) * HAND_OFF_RING);
+            + (worker_count as u32 - 1) * HAND_OFF_RING
+            + to_kernel_ring);
     if config.dataplane.mbufs < needed {
         return Err(setup_error(format!(
             "dataplane.mbufs: {} mbufs cannot fill {} port(s) x {} worker(s) x {} descriptors plus what workers hold; give at least {needed}",
@@ -538,6 +545,11 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
         ports.push(port);
     }
 
+    let (kernel_twins, mut kernel_rings) =
+        match exception::start(&eal, &config, &macs, worker_count, socket)? {
+            Some((twins, rings)) => (Some(twins), rings.into_iter().map(Some).collect()),
+            None => (None, Vec::new()),
+        };
     let mut control =
         Control::new(&config, macs, LIMITS).map_err(|problems| DaemonError::Config { problems })?;
     let first = Arc::new(control.snapshot());
@@ -597,6 +609,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
         let worker = Worker {
             ports: queues,
             hand_offs: std::mem::take(&mut hand_offs[index]),
+            kernel: kernel_rings.get_mut(index).and_then(Option::take),
             mempool: pool.clone(),
             engine: Engine::new(director),
             snapshots: Arc::clone(&snapshots),
@@ -683,6 +696,10 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     }
     for (index, counters) in daemon.workers.iter().enumerate() {
         tracing::info!(worker = index, "{}", counters_summary(counters));
+    }
+    // After the workers, which hold the rings' other ends.
+    if let Some(twins) = kernel_twins {
+        twins.stop();
     }
     for (mut port, port_config) in ports.into_iter().zip(&config.ports) {
         if let Ok(stats) = port.stats() {

@@ -127,11 +127,16 @@ pub fn restart_problems(running: &Config, wanted: &Config) -> Vec<FieldError> {
                 device,
                 addresses,
                 mtu,
+                kernel_interface,
             } = old;
             differs(format!("ports[{i}].name"), *name != new.name);
             differs(format!("ports[{i}].device"), *device != new.device);
             differs(format!("ports[{i}].addresses"), *addresses != new.addresses);
             differs(format!("ports[{i}].mtu"), *mtu != new.mtu);
+            differs(
+                format!("ports[{i}].kernel_interface"),
+                *kernel_interface != new.kernel_interface,
+            );
         }
     }
     differs("routes".into(), running.routes != wanted.routes);

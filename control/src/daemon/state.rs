@@ -427,6 +427,7 @@ impl Control {
                     })
                     .collect(),
                 mtu: port.mtu.unwrap_or(DEFAULT_MTU),
+                exception_path: port.kernel_interface.is_some(),
             })
             .collect();
         let services = self

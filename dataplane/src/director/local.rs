@@ -218,7 +218,9 @@ impl Director {
         let create = operation == ArpOperation::REQUEST && for_us && self.on_link(port, sender);
         self.learn(now, sender, sender_mac, create);
         if operation != ArpOperation::REQUEST || !for_us || sender == target {
-            return Verdict::Consumed;
+            // The kernel resolves its own next hops and answers for the
+            // addresses only it holds.
+            return self.also_for_the_host(port);
         }
         arp.set_operation(ArpOperation::REPLY);
         arp.set_target_hardware_addr(sender_mac);
@@ -239,12 +241,13 @@ impl Director {
         bytes: &mut [u8],
     ) -> Verdict {
         let ip = Ipv4Packet::new_unchecked(&bytes[ETHERNET_HEADER..]);
+        let for_the_host = self.host_answers_echo(port, IpAddr::V4(ip.dst_addr()));
         let icmp_range = ETHERNET_HEADER + usize::from(ip.header_len())
             ..ETHERNET_HEADER + usize::from(ip.total_len());
         let Ok(mut icmp) = Icmpv4Packet::new_checked(&mut bytes[icmp_range]) else {
             return self.drop(DropReason::IcmpMalformed);
         };
-        if icmp.msg_type() != Icmpv4Type::ECHO_REQUEST {
+        if icmp.msg_type() != Icmpv4Type::ECHO_REQUEST || for_the_host {
             return Verdict::ToKernel;
         }
         if !icmp.verify_checksum() {
@@ -296,6 +299,9 @@ impl Director {
         let kind = icmp.msg_type();
         let mac_source = EthernetFrame::new_unchecked(bytes).src_addr();
         match kind {
+            Icmpv6Type::ECHO_REQUEST if self.host_answers_echo(port, IpAddr::V6(header.dst)) => {
+                Verdict::ToKernel
+            }
             Icmpv6Type::ECHO_REQUEST
                 if self.snapshot.is_own_address(header.dst)
                     || self.snapshot.is_vip(IpAddr::V6(header.dst)) =>
@@ -319,7 +325,7 @@ impl Director {
                     self.learn(now, header.src, mac, create);
                 }
                 if !for_us {
-                    return Verdict::Consumed;
+                    return self.also_for_the_host(port);
                 }
                 self.neighbor_advert(port, port_mac, frame, &header, target, mac_source)
             }
@@ -328,7 +334,7 @@ impl Director {
                     let mac = icmp.target_link_layer_addr().unwrap_or(mac_source);
                     self.learn(now, target, mac, false);
                 }
-                Verdict::Consumed
+                self.also_for_the_host(port)
             }
             _ => Verdict::ToKernel,
         }
@@ -406,6 +412,32 @@ impl Director {
     }
 
     // --- shared ---
+
+    /// What becomes of a neighbour message the director has learned from
+    /// and does not answer: the kernel gets it too when `port` has an
+    /// exception path.
+    fn also_for_the_host(&self, port: u16) -> Verdict {
+        if self.has_exception_path(port) {
+            Verdict::ToKernel
+        } else {
+            Verdict::Consumed
+        }
+    }
+
+    /// Whether an echo request to `destination` on `port` is the kernel's
+    /// to answer: one to the director's own address, on a port with an
+    /// exception path (the kernel holds the address there; echo to VIPs
+    /// stays with the director).
+    fn host_answers_echo(&self, port: u16, destination: IpAddr) -> bool {
+        self.has_exception_path(port) && !self.snapshot.is_vip(destination)
+    }
+
+    fn has_exception_path(&self, port: u16) -> bool {
+        self.snapshot
+            .ports
+            .get(usize::from(port))
+            .is_some_and(|p| p.exception_path)
+    }
 
     /// Whether `address` is on a subnet of `port`.
     fn on_link<A: FamilyView>(&self, port: u16, address: A) -> bool {

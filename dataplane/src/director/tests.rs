@@ -155,6 +155,102 @@ fn pings_to_the_vip_and_the_dip_are_answered() {
     }
 }
 
+/// The NAT topology with a kernel twin on both ports.
+fn lab_with_exception_path() -> Lab {
+    let mut ports = ports();
+    for port in &mut ports {
+        port.exception_path = true;
+    }
+    let service = nat_service(
+        0,
+        6,
+        TCP_VPORT,
+        TCP_RPORT,
+        SchedulerKind::RoundRobin,
+        [1, 1],
+        0,
+    );
+    let snapshot = Snapshot::new(SnapshotParts {
+        generation: 1,
+        ports,
+        services: vec![service],
+        ..SnapshotParts::default()
+    });
+    let mut lab = Lab::new(snapshot, 4096);
+    lab.learn_neighbours();
+    lab.io.transmitted.clear();
+    lab.io.to_kernel.clear();
+    lab
+}
+
+#[test]
+fn with_an_exception_path_the_host_gets_its_own_traffic() {
+    let mut lab = lab_with_exception_path();
+    let to_the_host = |lab: &mut Lab, port: u16, frame: Vec<u8>| {
+        assert_eq!(lab.receive(port, &frame), [], "nothing sent for the host");
+        assert_eq!(
+            std::mem::take(&mut lab.io.to_kernel),
+            [(port, frame)],
+            "handed to the kernel whole"
+        );
+    };
+    // Echo to the DIP is the kernel's to answer; to the VIP, the director's.
+    let ping = builder::icmpv4_echo_request_frame(RS_MACS[0], LAN_MAC, RIPS[0], DIP, 7, 1, b"p");
+    to_the_host(&mut lab, LAN, ping);
+    let ping = builder::icmpv4_echo_request_frame(CLIENT_MAC, WAN_MAC, CLIENT, VIP, 7, 1, b"p");
+    assert_eq!(only(lab.receive(WAN, &ping)).0, WAN);
+    // A TCP connection to a port of the DIP that no service has.
+    let ssh = builder::tcp_frame(
+        RS_MACS[0],
+        LAN_MAC,
+        SocketAddrV4::new(RIPS[0], 40000),
+        SocketAddrV4::new(DIP, 22),
+        SYN,
+        1,
+        0,
+        &[],
+    );
+    to_the_host(&mut lab, LAN, ssh);
+    // ARP replies teach the director and reach the kernel; requests for an
+    // address only the kernel holds go to the kernel alone.
+    let reply = builder::arp_reply(RS_MACS[1], RIPS[1], LAN_MAC, DIP);
+    to_the_host(&mut lab, LAN, reply);
+    let management = Ipv4Addr::new(198, 18, 1, 250);
+    to_the_host(
+        &mut lab,
+        LAN,
+        builder::arp_request(RS_MACS[0], RIPS[0], management),
+    );
+    // Requests for the DIP and VIP are still answered at once.
+    let (_, answer) = only(lab.receive(LAN, &builder::arp_request(RS_MACS[0], RIPS[0], DIP)));
+    assert_eq!(
+        ArpPacket::new_checked(&answer[14..]).unwrap().operation(),
+        ArpOperation::REPLY
+    );
+    // IPv6: echo to the DIP and neighbour advertisements.
+    let ping6 = builder::icmpv6_echo_request_frame(RS_MACS[0], LAN_MAC, RIPS6[0], DIP6, 7, 1, b"p");
+    to_the_host(&mut lab, LAN, ping6);
+    let advert = builder::neighbor_advert_frame(RS_MACS[0], RIPS6[0], LAN_MAC, DIP6);
+    to_the_host(&mut lab, LAN, advert);
+    // The service still works.
+    assert_eq!(
+        only(lab.receive(WAN, &lab.client_tcp(40000, SYN, &[]))).0,
+        LAN
+    );
+    assert_eq!(lab.counters.events(Event::ToKernel), 6);
+}
+
+#[test]
+fn without_an_exception_path_neighbour_replies_are_only_learned() {
+    let mut lab = ready_lab();
+    assert_eq!(
+        lab.receive(LAN, &builder::arp_reply(RS_MACS[1], RIPS[1], LAN_MAC, DIP)),
+        []
+    );
+    assert_eq!(lab.io.to_kernel, []);
+    assert_eq!(lab.counters.drops(DropReason::NoExceptionPath), 0);
+}
+
 #[test]
 fn the_first_packet_waits_for_arp_then_goes_out_rewritten() {
     let mut lab = Lab::nat();

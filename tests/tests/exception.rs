@@ -1,0 +1,109 @@
+//! The exception path end to end: rvsd gives each port a TAP twin holding
+//! the port's addresses, so the director namespace's kernel owns the
+//! director's own addresses over the DPDK-driven veths (whose frames the
+//! kernel never sees directly: an ingress hook drops them after af_packet
+//! copied them to rvsd). While wrk loads the VIP, the client pings the
+//! director's addresses and reads the metrics endpoint bound on the DIP,
+//! and the director's own stack talks to a real server (as a health
+//! checker does). See `rvs_lab` for the topology.
+//!
+//! These tests need root; run them one at a time (`--test-threads=1`).
+
+use rvs_lab::{
+    DIP, NatLab, REAL_SERVERS, RvsdOptions, VIP, WAN_ADDRESS, Wrk, metric_sample, tally,
+};
+
+const METRICS_PORT: u16 = 9100;
+
+fn event(lab: &NatLab, name: &str) -> u64 {
+    lab.workers()[0]["events"][name].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced() {
+    let mut services =
+        format!("\n[[services]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n");
+    for rs in REAL_SERVERS {
+        services.push_str(&format!(
+            "\n[[services.real_servers]]\naddress = \"{rs}:80\"\nforward = \"masq\"\n"
+        ));
+    }
+    services.push_str(&format!("\n[metrics]\nlisten = \"{DIP}:{METRICS_PORT}\"\n"));
+    let lab = NatLab::start(
+        "exception",
+        &RvsdOptions {
+            services_toml: services,
+            exception_path: true,
+            ..RvsdOptions::default()
+        },
+    );
+    let (_, _, failed) = tally(&lab.http_requests("/", 4));
+    assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
+    let echo_replies_before = event(&lab, "icmp_echo_reply_sent");
+
+    let wrk = Wrk::start(
+        &lab.client,
+        lab.dir().join("wrk.txt"),
+        &["-t1", "-c10", "-d6s", "--timeout", "3s"],
+        &format!("http://{VIP}/"),
+    );
+    // The WAN address is on the port the client is on; the DIP is on the
+    // other port's twin, reached through the kernel's routing.
+    for address in [WAN_ADDRESS, DIP] {
+        let output = lab
+            .client
+            .exec(&["ping", "-c", "10", "-i", "0.2", "-W", "2", address]);
+        assert!(
+            output.contains("10 packets transmitted, 10 received, 0% packet loss"),
+            "ping {address}:\n{output}"
+        );
+        assert!(!output.contains("DUP"), "ping {address}:\n{output}");
+    }
+    // A TCP connection to the DIP: the metrics endpoint.
+    let metrics = lab.client.exec(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        &format!("http://{DIP}:{METRICS_PORT}/metrics"),
+    ]);
+    assert!(
+        metric_sample(
+            &metrics,
+            "rvs_worker_events_total{worker=\"0\",event=\"to_kernel\"}"
+        ) > 0,
+        "{metrics}"
+    );
+    // The director's own stack reaches a real server through the LAN
+    // port's twin, and the answer comes back to its socket.
+    for rs in REAL_SERVERS {
+        let page = lab
+            .director
+            .exec(&["curl", "-sS", "--max-time", "5", &format!("http://{rs}/")]);
+        assert!(page.starts_with("rs"), "from {rs}: {page}");
+    }
+    let report = wrk.finish();
+    assert!(
+        report.errors.is_empty() && report.requests > 100,
+        "wrk while the host's traffic went through the exception path:\n{}\n{}",
+        report.text,
+        lab.log_tail()
+    );
+
+    // The kernel answered the pings, not the director.
+    assert_eq!(event(&lab, "icmp_echo_reply_sent"), echo_replies_before);
+    let worker = &lab.workers()[0];
+    for name in ["to_kernel", "from_kernel"] {
+        assert!(
+            worker["events"][name].as_u64() >= Some(20),
+            "{name}: {worker}"
+        );
+    }
+    for name in ["no_exception_path", "exception_ring_full"] {
+        assert_eq!(
+            worker["drops"][name].as_u64().unwrap_or(0),
+            0,
+            "{name}: {worker}"
+        );
+    }
+}
