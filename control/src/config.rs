@@ -26,6 +26,8 @@ use crate::model::{
 };
 use crate::protocol;
 
+pub use crate::model::OnFailure;
+
 /// The whole configuration of rvsd.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,10 +288,10 @@ pub struct ServiceConfig {
 /// A health check of a service's real servers, as keepalived's checkers
 /// (`TCP_CHECK`, `HTTP_GET`, `SSL_GET`, `MISC_CHECK`) describe them.
 ///
-/// rvsd parses and validates this table but does not run health checks
-/// yet: at runtime it ignores the table (`rvsd` warns so at startup), and
-/// every real server stays in service whatever its health. Times are in
-/// seconds.
+/// rvsd runs them (see `daemon::health`): a real server that fails its
+/// check `retry + 1` times in a row is down, and inhibited (weight 0) or
+/// removed from the service as `on_failure` says, until `rise` checks in
+/// a row succeed. Times are in whole seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
@@ -380,29 +382,6 @@ impl HealthCheckKind {
 
     fn is_http(self) -> bool {
         matches!(self, HealthCheckKind::Http | HealthCheckKind::Https)
-    }
-}
-
-/// What happens to a real server whose health check fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailure {
-    /// Taken out of the service until it is healthy again (keepalived's
-    /// default).
-    #[default]
-    Remove,
-    /// Kept with weight 0: no new connections, existing ones carry on
-    /// (keepalived's `inhibit_on_failure`).
-    Inhibit,
-}
-
-impl OnFailure {
-    /// The TOML spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnFailure::Remove => "remove",
-            OnFailure::Inhibit => "inhibit",
-        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! PORT` block becomes a `[[services]]` table with its
 //! `[[services.real_servers]]`; the checkers of its real servers
 //! (`HTTP_GET`, `SSL_GET`, `TCP_CHECK`, `MISC_CHECK`) become the service's
-//! `[services.health_check]`, which rvsd validates but does not run yet;
+//! `[services.health_check]`, which rvsd runs as keepalived would;
 //! `global_defs`' `lvs_timeouts` becomes `[timeouts]`. Values keepalived
 //! inherits (a virtual server's `delay_loop` for its checkers, its
 //! `lb_kind` for its real servers) and keepalived's defaults are resolved
@@ -370,7 +370,6 @@ impl CheckDefaults {
 const VRRP: &str = "rvs has no VRRP; keepalived can keep running its VRRP instances beside rvsd (a keepalived.conf without virtual_server blocks)";
 const NO_START_STATE: &str =
     "the health_check table has no such setting: real servers start in service";
-const NO_CHECKS_RUN: &str = "rvsd does not run health checks yet";
 
 impl Translator<'_> {
     /// Records `node` as left out.
@@ -669,10 +668,9 @@ impl Translator<'_> {
                 "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => {
                     self.skip(child, "rvs has no sorry server")
                 }
-                "quorum" | "quorum_up" | "quorum_down" | "hysteresis" => self.skip(
-                    child,
-                    format!("rvs has no quorum actions ({NO_CHECKS_RUN})"),
-                ),
+                "quorum" | "quorum_up" | "quorum_down" | "hysteresis" => {
+                    self.skip(child, "rvs has no quorum actions")
+                }
                 "alpha" | "omega" | "warmup" => self.skip(child, NO_START_STATE),
                 "ha_suspend" => self.skip(child, "it follows VRRP states, and rvs has no VRRP"),
                 "smtp_alert" => self.skip(child, "rvs sends no e-mail"),
@@ -1093,16 +1091,6 @@ impl Translator<'_> {
             "# Only the services part: add it to a configuration with [eal] and [[ports]]\n\
              # (see rvs.example.toml), then check it with rvsd --check-config FILE.\n",
         );
-        if self
-            .services
-            .iter()
-            .any(|service| service.health_check.is_some())
-        {
-            out.push_str(
-                "# rvsd validates [services.health_check] but does not run health checks\n\
-                 # yet: every real server stays in service whatever its health.\n",
-            );
-        }
         if !self.untranslated.is_empty() {
             let _ = writeln!(
                 out,

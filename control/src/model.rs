@@ -329,6 +329,9 @@ pub struct Rates {
 }
 
 /// A real server as listed: its definition and what it is doing.
+///
+/// `spec` is what the dataplane uses: a real server that its health check
+/// inhibits is listed with weight 0, as ipvsadm shows keepalived's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealServerStatus {
     pub spec: RealServerSpec,
@@ -337,6 +340,9 @@ pub struct RealServerStatus {
     pub persistent_conns: u64,
     pub stats: Stats,
     pub rates: Rates,
+    /// Its health check's view; absent when its service has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<RealServerHealth>,
 }
 
 /// A service as listed, with its real servers in configuration order.
@@ -345,7 +351,114 @@ pub struct ServiceStatus {
     pub spec: ServiceSpec,
     pub stats: Stats,
     pub rates: Rates,
+    /// The real servers in the service: those ipvsadm would list.
     pub real_servers: Vec<RealServerStatus>,
+    /// Real servers that their health check took out of the service
+    /// (`on_failure = "remove"`) until they are up again, with weight 0.
+    /// A separate list, so that clients that know nothing of health
+    /// checks list exactly what the dataplane uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_real_servers: Vec<RealServerStatus>,
+}
+
+/// What happens to a real server whose health check finds it down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Taken out of the service until it is healthy again (keepalived's
+    /// default).
+    #[default]
+    Remove,
+    /// Kept with weight 0: no new connections, existing ones carry on
+    /// (keepalived's `inhibit_on_failure`).
+    Inhibit,
+}
+
+impl OnFailure {
+    /// The TOML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Remove => "remove",
+            OnFailure::Inhibit => "inhibit",
+        }
+    }
+}
+
+/// A checked real server's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Up,
+    Down,
+}
+
+impl fmt::Display for HealthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HealthState::Up => "UP",
+            HealthState::Down => "DOWN",
+        })
+    }
+}
+
+/// Health checks of a real server by result, since its checker started.
+/// The three counts are disjoint: a timeout is not also a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthChecks {
+    pub success: u64,
+    pub failure: u64,
+    pub timeout: u64,
+}
+
+/// What a real server's health checker has seen so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    pub state: HealthState,
+    /// Failed checks in a row (0 after a success).
+    pub failures: u32,
+    /// Successful checks in a row while down (towards `rise`).
+    pub successes: u32,
+    /// Why the last failed check failed ("connection refused", "HTTP
+    /// status 500", "timeout after 1s", "exit status 1").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    pub checks: HealthChecks,
+    /// Transitions from up to down, and from down to up.
+    pub went_down: u64,
+    pub went_up: u64,
+}
+
+impl Default for HealthRecord {
+    /// A real server whose checker has just started: up, as keepalived
+    /// starts them.
+    fn default() -> Self {
+        HealthRecord {
+            state: HealthState::Up,
+            failures: 0,
+            successes: 0,
+            last_failure: None,
+            checks: HealthChecks::default(),
+            went_down: 0,
+            went_up: 0,
+        }
+    }
+}
+
+/// A checked real server's health as listed (`rvsadm -Ln --health`,
+/// `--json`): the checker's record and the rules it follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerHealth {
+    #[serde(flatten)]
+    pub record: HealthRecord,
+    /// What a down real server undergoes.
+    pub on_failure: OnFailure,
+    /// Down after `retry + 1` failed checks in a row.
+    pub retry: u32,
+    /// Up again after `rise` successful checks in a row.
+    pub rise: u32,
+    /// The weight it has while up: its configured one, or the last one
+    /// `rvsadm -e` gave it (which waits, while it is down, for it to be up).
+    pub weight: u32,
 }
 
 /// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).

@@ -45,7 +45,6 @@ fn main() -> ExitCode {
     let result = config::load(&path)
         .map_err(|error| error.to_string())
         .and_then(|config| {
-            warn_about_health_checks(&config);
             if check_only {
                 daemon::check(&config).map_err(|error| format!("{}: {error}", path.display()))
             } else {
@@ -62,23 +61,5 @@ fn main() -> ExitCode {
             eprintln!("rvsd: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `[services.health_check]` is validated but not run yet: say so, rather
-/// than let operators believe failed real servers leave the service.
-fn warn_about_health_checks(config: &config::Config) {
-    let checked: Vec<String> = config
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, service)| service.health_check.is_some())
-        .map(|(i, _)| format!("services[{i}]"))
-        .collect();
-    if !checked.is_empty() {
-        tracing::warn!(
-            services = checked.join(", "),
-            "health_check tables are validated but not run yet: every real server stays in service whatever its health"
-        );
     }
 }

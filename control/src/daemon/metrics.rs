@@ -347,7 +347,9 @@ mod tests {
                 persistent_conns: 0,
                 stats: stats(3),
                 rates: Rates::default(),
+                health: None,
             }],
+            removed_real_servers: Vec::new(),
         }
     }
 

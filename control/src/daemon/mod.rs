@@ -11,13 +11,16 @@
 //! drained slots. SIGINT or SIGTERM stop the workers, the ports and EAL in
 //! that order. SIGHUP, like `rvsadm --reload`, rereads the file and
 //! applies what changed (see [`reload`]). With `[metrics]`, a thread of
-//! its own serves Prometheus's `/metrics` (see [`metrics`]).
+//! its own serves Prometheus's `/metrics` (see [`metrics`]). Real servers
+//! of services with a `health_check` are checked by threads of their own,
+//! whose verdicts reach the workers as changes (see [`health`]).
 //!
 //! A change from `rvsadm` is answered only once every worker runs the
 //! configuration that contains it, so a script that adds a real server and
 //! then sends traffic sees the server in use.
 
 mod exception;
+pub mod health;
 mod listing;
 pub mod metrics;
 pub mod reload;
@@ -32,7 +35,7 @@ pub use stats::Estimator;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use dataplane::conn::HashSeed;
@@ -133,6 +136,8 @@ struct Daemon {
     /// Its contents as last applied: what a reload may not change is
     /// compared with it.
     file: Mutex<Config>,
+    /// The health checkers, which report to the daemon itself.
+    health: health::Supervisor,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,8 +152,9 @@ impl Daemon {
     }
 
     /// Publishes the control state's next snapshot and waits until every
-    /// worker runs it.
+    /// worker runs it; brings the health checkers in line with it.
     fn publish(&self, control: &mut Control) {
+        self.health.sync(control.health_targets());
         let snapshot = Arc::new(control.snapshot());
         let generation = snapshot.generation;
         lock(&self.retired).keep(Arc::clone(&snapshot));
@@ -294,6 +300,16 @@ impl Daemon {
         (services, self.worker_status())
     }
 
+    /// Stops the health checkers, under the control state so that none
+    /// applies a report after this, then gives them a moment to end.
+    fn stop_health_checks(&self) {
+        let threads = {
+            let _control = lock(&self.control);
+            self.health.stop()
+        };
+        health::join(threads, health::STOP_GRACE);
+    }
+
     /// A reload asked for by SIGHUP.
     fn reload_on_signal(&self) {
         let mut control = lock(&self.control);
@@ -364,6 +380,15 @@ impl Handler for Daemon {
         tracing::info!(?change, "applied");
         self.publish(&mut control);
         Ok(Reply::Done {})
+    }
+}
+
+impl health::Sink for Daemon {
+    fn report(&self, report: health::HealthReport) {
+        let mut control = lock(&self.control);
+        if self.health.apply(&mut control, report) {
+            self.publish(&mut control);
+        }
     }
 }
 
@@ -626,7 +651,8 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
         mailboxes.push(listing);
     }
 
-    let daemon = Arc::new(Daemon {
+    let daemon = Arc::new_cyclic(|daemon: &Weak<Daemon>| Daemon {
+        health: health::Supervisor::new(daemon.clone()),
         info: DaemonInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             // Both families' tables, as ipvsadm's "size=" is the one table.
@@ -663,6 +689,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
             .map_err(setup_error)?;
         tracing::info!(listen = %metrics.listen, "metrics endpoint ready");
     }
+    daemon.health.sync(lock(&daemon.control).health_targets());
     tracing::info!(socket = %control_socket.path().display(), workers = worker_count, "rvsd ready");
 
     let mut last_sample = StdInstant::now();
@@ -686,6 +713,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     }
 
     tracing::info!("stopping");
+    daemon.stop_health_checks();
     drop(control_socket);
     worker_stop.store(true, Ordering::Relaxed);
     for handle in handles {

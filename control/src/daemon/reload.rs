@@ -14,10 +14,18 @@
 //! before it leave: removals first, then `[fullnat]` and timeouts, then
 //! edits and additions in the file's order. The daemon still tries them on
 //! a copy of its state before applying any (see `Daemon::reload`).
+//!
+//! A service whose `health_check` table changed gets it anew: each of its
+//! real servers starts afresh, up, with a new checker. Real servers of
+//! other services keep their checkers and their health (a down real
+//! server stays down), and an edit of a down real server's weight waits,
+//! as an `rvsadm -e` does, until it is up (see `super::health`).
 
 use std::net::IpAddr;
 
-use crate::config::{Config, ControlConfig, DataplaneConfig, FieldError, PortConfig};
+use crate::config::{
+    Config, ControlConfig, DataplaneConfig, FieldError, HealthCheckConfig, PortConfig,
+};
 use crate::model::{RealServerSpec, ServiceSpec, Timeouts};
 use crate::protocol::{RealServerChange, RealServerRef};
 
@@ -26,11 +34,19 @@ use super::state::{Change, Control, Refusal};
 /// The part of a configuration that a reload may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
-    /// Each service with its real servers.
-    pub services: Vec<(ServiceSpec, Vec<RealServerSpec>)>,
+    pub services: Vec<DesiredService>,
     /// `[fullnat] local_addresses`.
     pub local_addresses: Vec<IpAddr>,
     pub timeouts: Timeouts,
+}
+
+/// A service with its real servers and its health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredService {
+    pub spec: ServiceSpec,
+    /// Their weights are those they have while up.
+    pub real_servers: Vec<RealServerSpec>,
+    pub health_check: Option<HealthCheckConfig>,
 }
 
 impl Desired {
@@ -40,17 +56,21 @@ impl Desired {
             services: config
                 .services
                 .iter()
-                .map(|service| (service.spec(), service.real_servers.clone()))
+                .map(|service| DesiredService {
+                    spec: service.spec(),
+                    real_servers: service.real_servers.clone(),
+                    health_check: service.health_check.clone(),
+                })
                 .collect(),
             local_addresses: config.fullnat.local_addresses.clone(),
             timeouts: config.timeouts,
         }
     }
 
-    fn service(&self, spec: &ServiceSpec) -> Option<&(ServiceSpec, Vec<RealServerSpec>)> {
+    fn service(&self, spec: &ServiceSpec) -> Option<&DesiredService> {
         self.services
             .iter()
-            .find(|(other, _)| other.key() == spec.key())
+            .find(|other| other.spec.key() == spec.key())
     }
 }
 
@@ -149,13 +169,20 @@ pub fn restart_problems(running: &Config, wanted: &Config) -> Vec<FieldError> {
 /// each is valid (see the module docs). None when they agree.
 pub fn changes(running: &Desired, wanted: &Desired) -> Vec<Change> {
     let mut changes = Vec::new();
-    for (spec, real_servers) in &running.services {
-        let Some((_, kept)) = wanted.service(spec) else {
+    for DesiredService {
+        spec, real_servers, ..
+    } in &running.services
+    {
+        let Some(kept) = wanted.service(spec) else {
             changes.push(Change::DeleteService(spec.key()));
             continue;
         };
         for rs in real_servers {
-            if !kept.iter().any(|other| other.address == rs.address) {
+            if !kept
+                .real_servers
+                .iter()
+                .any(|other| other.address == rs.address)
+            {
                 changes.push(Change::DeleteRealServer(RealServerRef {
                     service: spec.key(),
                     address: rs.address,
@@ -169,14 +196,22 @@ pub fn changes(running: &Desired, wanted: &Desired) -> Vec<Change> {
     if running.timeouts != wanted.timeouts {
         changes.push(Change::SetTimeouts(wanted.timeouts));
     }
-    for (spec, real_servers) in &wanted.services {
+    for DesiredService {
+        spec,
+        real_servers,
+        health_check,
+    } in &wanted.services
+    {
         let current = running.service(spec);
         match current {
             None => changes.push(Change::AddService(spec.clone())),
-            Some((old, _)) if old != spec => changes.push(Change::ReplaceService(spec.clone())),
+            Some(old) if old.spec != *spec => changes.push(Change::ReplaceService(spec.clone())),
             Some(_) => {}
         }
-        let current_real_servers = current.map_or(&[][..], |(_, rss)| rss.as_slice());
+        if current.map_or(&None, |old| &old.health_check) != health_check {
+            changes.push(Change::SetHealthCheck(spec.key(), health_check.clone()));
+        }
+        let current_real_servers = current.map_or(&[][..], |old| old.real_servers.as_slice());
         for rs in real_servers {
             let change = RealServerChange {
                 service: spec.key(),
@@ -309,6 +344,40 @@ forward = "masq"
         );
     }
 
+    /// A new service's health check comes before its real servers; a
+    /// changed or dropped one is set anew.
+    #[test]
+    fn health_checks_are_set_with_their_service() {
+        let checked = DNS.replace(
+            "scheduler = \"sh\"\n",
+            "scheduler = \"sh\"\nhealth_check = { kind = \"misc\", command = \"true\" }\n",
+        );
+        let dns = file(&[&checked]).services[0].clone();
+        let check = dns.health_check.clone();
+        assert!(check.is_some());
+        assert_eq!(
+            diff(&file(&[WEB]), &file(&[WEB, &checked])),
+            [
+                Change::AddService(dns.spec()),
+                Change::SetHealthCheck(dns.key(), check),
+                Change::AddRealServer(RealServerChange {
+                    service: dns.key(),
+                    real_server: dns.real_servers[0],
+                }),
+            ]
+        );
+        let other = checked.replace("\"true\"", "\"exit 0\"");
+        let other_check = file(&[&other]).services[0].health_check.clone();
+        assert_eq!(
+            diff(&file(&[&checked]), &file(&[&other])),
+            [Change::SetHealthCheck(dns.key(), other_check)]
+        );
+        assert_eq!(
+            diff(&file(&[&checked]), &file(&[DNS])),
+            [Change::SetHealthCheck(dns.key(), None)]
+        );
+    }
+
     #[test]
     fn real_servers_scheduler_and_timeouts_change_in_place() {
         let edited = WEB
@@ -399,9 +468,9 @@ forward = "masq"
         for desired in [&mut wanted, &mut got] {
             desired
                 .services
-                .sort_by_key(|(spec, _)| spec.key().address.port());
-            for (_, real_servers) in &mut desired.services {
-                real_servers.sort_by_key(|rs| rs.address);
+                .sort_by_key(|service| service.spec.key().address.port());
+            for service in &mut desired.services {
+                service.real_servers.sort_by_key(|rs| rs.address);
             }
         }
         assert_eq!(got, wanted);

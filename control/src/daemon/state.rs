@@ -31,16 +31,18 @@ use dataplane::snapshot::{
 use dataplane::time::Duration;
 use dataplane::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
-use crate::config::{self, Config, FieldError, PortConfig};
+use crate::config::{self, Config, FieldError, HealthCheckConfig, PortConfig};
 
 /// The MTU of a port that gives none.
 const DEFAULT_MTU: u16 = 1500;
 use crate::model::{
-    ForwardMethod, Protocol, RealServerSpec, RealServerStatus, SchedulerFlag, SchedulerName,
-    ServiceKey, ServiceSpec, ServiceStatus, Stats, Timeouts,
+    ForwardMethod, HealthRecord, HealthState, OnFailure, Protocol, RealServerHealth,
+    RealServerSpec, RealServerStatus, SchedulerFlag, SchedulerName, ServiceKey, ServiceSpec,
+    ServiceStatus, Stats, Timeouts,
 };
 use crate::protocol::{ConnEntry, RealServerChange, RealServerRef, Status};
 
+use super::health::{HealthReport, Target};
 use super::stats::Estimator;
 
 /// Why a change was refused: the protocol status and ipvsadm's message.
@@ -75,6 +77,11 @@ pub enum Change {
     SetTimeouts(Timeouts),
     /// A reload's `[fullnat] local_addresses` (already validated).
     SetLocalAddresses(Vec<IpAddr>),
+    /// The file's `[services.health_check]` of a service, or none: each
+    /// of its real servers starts afresh, up.
+    SetHealthCheck(ServiceKey, Option<HealthCheckConfig>),
+    /// A health checker's report (see `super::health`).
+    Health(HealthReport),
 }
 
 /// Live persistence templates by service slot and real server slot:
@@ -134,8 +141,38 @@ pub struct Limits {
 
 #[derive(Debug, Clone)]
 struct RealServerEntry {
+    /// What the file or rvsadm says, whatever its health: the weight is
+    /// the one it has while up.
     spec: RealServerSpec,
     slot: u32,
+    /// Its health checker's record; `None` when the service has no check.
+    health: Option<HealthEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct HealthEntry {
+    /// Which checker may report (see `super::health`).
+    epoch: u64,
+    record: HealthRecord,
+}
+
+impl RealServerEntry {
+    /// What the dataplane uses: weight 0 while inhibited, `None` while
+    /// removed by its health check.
+    fn effective(&self, check: Option<&HealthCheckConfig>) -> Option<RealServerSpec> {
+        let down = self
+            .health
+            .as_ref()
+            .is_some_and(|health| health.record.state == HealthState::Down);
+        match check.map(|check| check.on_failure) {
+            Some(OnFailure::Remove) if down => None,
+            Some(OnFailure::Inhibit) if down => Some(RealServerSpec {
+                weight: 0,
+                ..self.spec
+            }),
+            _ => Some(self.spec),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +180,7 @@ struct ServiceEntry {
     spec: ServiceSpec,
     slot: u32,
     real_servers: Vec<RealServerEntry>,
+    health_check: Option<HealthCheckConfig>,
 }
 
 /// Hands out slots and takes them back once drained.
@@ -215,6 +253,8 @@ pub struct Control {
     /// Totals at the last zeroing (or allocation) of each slot.
     service_baseline: Vec<TrafficTotals>,
     real_server_baseline: Vec<TrafficTotals>,
+    /// The last epoch given to a health record.
+    health_epoch: u64,
 }
 
 impl Control {
@@ -262,6 +302,7 @@ impl Control {
             real_server_slots: Slots::new(limits.real_servers),
             service_baseline: vec![TrafficTotals::default(); limits.services as usize],
             real_server_baseline: vec![TrafficTotals::default(); limits.real_servers as usize],
+            health_epoch: 0,
         };
         for (i, service) in config.services.iter().enumerate() {
             if let Err(refusal) = control.apply(&Change::AddService(service.spec())) {
@@ -270,6 +311,15 @@ impl Control {
                     message: refusal.message,
                 });
                 continue;
+            }
+            if let Some(check) = &service.health_check {
+                let change = Change::SetHealthCheck(service.key(), Some(check.clone()));
+                if let Err(refusal) = control.apply(&change) {
+                    problems.push(FieldError {
+                        path: format!("services[{i}].health_check"),
+                        message: refusal.message,
+                    });
+                }
             }
             for (j, real_server) in service.real_servers.iter().enumerate() {
                 let change = Change::AddRealServer(RealServerChange {
@@ -310,6 +360,7 @@ impl Control {
                     spec: spec.clone(),
                     slot,
                     real_servers: Vec::new(),
+                    health_check: None,
                 });
             }
             Change::EditService(spec) => {
@@ -355,9 +406,14 @@ impl Control {
                     )
                 })?;
                 self.real_server_baseline[slot as usize] = TrafficTotals::default();
+                let health = self.services[index]
+                    .health_check
+                    .is_some()
+                    .then(|| self.new_health());
                 self.services[index].real_servers.push(RealServerEntry {
                     spec: change.real_server,
                     slot,
+                    health,
                 });
             }
             Change::EditRealServer(change) => {
@@ -391,6 +447,35 @@ impl Control {
                     }
                     if value != 0 {
                         *current = value;
+                    }
+                }
+            }
+            Change::SetHealthCheck(key, check) => {
+                let index = self.service_index(key, "No such service")?;
+                if let Some(problem) = check.iter().flat_map(config::health_check_problems).next() {
+                    return Err(Refusal::new(
+                        Status::Invalid,
+                        format!("health_check.{problem}"),
+                    ));
+                }
+                for position in 0..self.services[index].real_servers.len() {
+                    let health = check.is_some().then(|| self.new_health());
+                    self.services[index].real_servers[position].health = health;
+                }
+                self.services[index].health_check = check.clone();
+            }
+            Change::Health(report) => {
+                let index = self.service_index(&report.service, "Service not defined")?;
+                let position = self.real_server_position(index, report.real_server)?;
+                match &mut self.services[index].real_servers[position].health {
+                    Some(health) if health.epoch == report.epoch => {
+                        health.record = report.record.clone();
+                    }
+                    _ => {
+                        return Err(Refusal::new(
+                            Status::NotFound,
+                            "the real server's health checker was replaced",
+                        ));
                     }
                 }
             }
@@ -437,14 +522,17 @@ impl Control {
                 let real_servers = entry
                     .real_servers
                     .iter()
-                    .map(|rs| RealServer {
-                        slot: rs.slot,
-                        address: rs.spec.address.ip(),
-                        port: rs.spec.address.port(),
-                        weight: rs.spec.weight,
-                        method: method(rs.spec.forward),
-                        upper_threshold: rs.spec.upper_threshold,
-                        lower_threshold: rs.spec.lower_threshold,
+                    .filter_map(|rs| {
+                        let spec = rs.effective(entry.health_check.as_ref())?;
+                        Some(RealServer {
+                            slot: rs.slot,
+                            address: spec.address.ip(),
+                            port: spec.address.port(),
+                            weight: spec.weight,
+                            method: method(spec.forward),
+                            upper_threshold: spec.upper_threshold,
+                            lower_threshold: spec.lower_threshold,
+                        })
                     })
                     .collect();
                 let mut service = Service::new(
@@ -486,11 +574,10 @@ impl Control {
             services: self
                 .services
                 .iter()
-                .map(|entry| {
-                    (
-                        entry.spec.clone(),
-                        entry.real_servers.iter().map(|rs| rs.spec).collect(),
-                    )
+                .map(|entry| super::reload::DesiredService {
+                    spec: entry.spec.clone(),
+                    real_servers: entry.real_servers.iter().map(|rs| rs.spec).collect(),
+                    health_check: entry.health_check.clone(),
                 })
                 .collect(),
             local_addresses: self.fullnat_addresses.clone(),
@@ -557,42 +644,91 @@ impl Control {
             .services
             .iter()
             .filter(|entry| only.is_none_or(|key| *key == entry.spec.key()))
-            .map(|entry| ServiceStatus {
-                spec: entry.spec.clone(),
-                stats: stats(
-                    service_totals(workers, entry.slot),
-                    self.service_baseline[entry.slot as usize],
-                ),
-                rates: rates.service(entry.slot),
-                real_servers: entry
-                    .real_servers
-                    .iter()
-                    .map(|rs| {
-                        let (active, inactive) = workers.iter().fold((0u64, 0u64), |(a, i), w| {
-                            let counters = w.real_server(rs.slot);
-                            (
-                                a.wrapping_add(counters.active.load(Ordering::Relaxed)),
-                                i.wrapping_add(counters.inactive.load(Ordering::Relaxed)),
-                            )
-                        });
-                        RealServerStatus {
-                            spec: rs.spec,
-                            active_conns: active,
-                            inactive_conns: inactive,
-                            persistent_conns: persistent
-                                .get(&(entry.slot, rs.slot))
-                                .copied()
-                                .unwrap_or(0),
-                            stats: stats(
-                                real_server_totals(workers, rs.slot),
-                                self.real_server_baseline[rs.slot as usize],
-                            ),
-                            rates: rates.real_server(rs.slot),
-                        }
-                    })
-                    .collect(),
+            .map(|entry| {
+                let mut real_servers = Vec::new();
+                let mut removed_real_servers = Vec::new();
+                for rs in &entry.real_servers {
+                    let check = entry.health_check.as_ref();
+                    let (spec, list) = match rs.effective(check) {
+                        Some(spec) => (spec, &mut real_servers),
+                        None => (
+                            RealServerSpec {
+                                weight: 0,
+                                ..rs.spec
+                            },
+                            &mut removed_real_servers,
+                        ),
+                    };
+                    let (active, inactive) = workers.iter().fold((0u64, 0u64), |(a, i), w| {
+                        let counters = w.real_server(rs.slot);
+                        (
+                            a.wrapping_add(counters.active.load(Ordering::Relaxed)),
+                            i.wrapping_add(counters.inactive.load(Ordering::Relaxed)),
+                        )
+                    });
+                    list.push(RealServerStatus {
+                        spec,
+                        active_conns: active,
+                        inactive_conns: inactive,
+                        persistent_conns: persistent
+                            .get(&(entry.slot, rs.slot))
+                            .copied()
+                            .unwrap_or(0),
+                        stats: stats(
+                            real_server_totals(workers, rs.slot),
+                            self.real_server_baseline[rs.slot as usize],
+                        ),
+                        rates: rates.real_server(rs.slot),
+                        health: check.zip(rs.health.as_ref()).map(|(check, health)| {
+                            real_server_health(check, &health.record, rs.spec.weight)
+                        }),
+                    });
+                }
+                ServiceStatus {
+                    spec: entry.spec.clone(),
+                    stats: stats(
+                        service_totals(workers, entry.slot),
+                        self.service_baseline[entry.slot as usize],
+                    ),
+                    rates: rates.service(entry.slot),
+                    real_servers,
+                    removed_real_servers,
+                }
             })
             .collect())
+    }
+
+    /// Every checked real server, for the health supervisor.
+    pub fn health_targets(&self) -> Vec<Target> {
+        self.services
+            .iter()
+            .filter_map(|service| Some((service, service.health_check.as_ref()?)))
+            .flat_map(|(service, check)| {
+                service.real_servers.iter().filter_map(move |rs| {
+                    Some(Target {
+                        service: service.spec.key(),
+                        real_server: rs.spec.address,
+                        epoch: rs.health.as_ref()?.epoch,
+                        check: check.clone(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// A checked real server's health, as listed.
+    pub fn health_of(&self, service: &ServiceKey, address: SocketAddr) -> Option<RealServerHealth> {
+        let entry = &self.services[self.find_service(service)?];
+        let check = entry.health_check.as_ref()?;
+        let rs = entry
+            .real_servers
+            .iter()
+            .find(|rs| rs.spec.address == address)?;
+        Some(real_server_health(
+            check,
+            &rs.health.as_ref()?.record,
+            rs.spec.weight,
+        ))
     }
 
     /// What the slots of persistence templates stand for now.
@@ -655,6 +791,15 @@ impl Control {
             .copied()
             .filter(|address| address.is_ipv4() == spec.address.is_ipv4())
             .collect()
+    }
+
+    /// A fresh health record, up, with an epoch of its own.
+    fn new_health(&mut self) -> HealthEntry {
+        self.health_epoch += 1;
+        HealthEntry {
+            epoch: self.health_epoch,
+            record: HealthRecord::default(),
+        }
     }
 
     fn release_service(&mut self, removed: ServiceEntry) {
@@ -828,6 +973,22 @@ fn real_server_totals(workers: &[&WorkerCounters], slot: u32) -> TrafficTotals {
     })
 }
 
+/// A checked real server's health as listed; `weight` is the one it has
+/// while up.
+fn real_server_health(
+    check: &HealthCheckConfig,
+    record: &HealthRecord,
+    weight: u32,
+) -> RealServerHealth {
+    RealServerHealth {
+        record: record.clone(),
+        on_failure: check.on_failure,
+        retry: check.retry,
+        rise: check.rise,
+        weight,
+    }
+}
+
 /// Totals since the baseline, as the model's [`Stats`].
 fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
     Stats {
@@ -855,7 +1016,7 @@ pub(super) mod tests {
         real_servers: 4,
     };
 
-    fn config_with(services: &str) -> Config {
+    pub(in crate::daemon) fn config_with(services: &str) -> Config {
         config::parse(&format!(
             r#"[eal]
 args = ["-l", "0,1"]

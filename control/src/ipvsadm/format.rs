@@ -527,6 +527,7 @@ pub(super) mod tests {
             persistent_conns: conns.2,
             stats,
             rates,
+            health: None,
         }
     }
 
@@ -552,6 +553,7 @@ pub(super) mod tests {
             stats,
             rates,
             real_servers,
+            removed_real_servers: Vec::new(),
         }
     }
 

@@ -185,6 +185,7 @@ pub(super) mod tests {
                     stats: Default::default(),
                     rates: Default::default(),
                     real_servers: vec![],
+                    removed_real_servers: vec![],
                 }),
                 Command::AddServer(RealServerChange {
                     service,
@@ -201,6 +202,7 @@ pub(super) mod tests {
                         persistent_conns: 0,
                         stats: Default::default(),
                         rates: Default::default(),
+                        health: None,
                     });
                 }
                 other => panic!("unexpected {other:?}"),
@@ -244,7 +246,9 @@ pub(super) mod tests {
                 persistent_conns: 0,
                 stats: Default::default(),
                 rates: Default::default(),
+                health: None,
             }],
+            removed_real_servers: vec![],
         });
         for numeric in [true, false] {
             let saved = save(&table, numeric, &names());

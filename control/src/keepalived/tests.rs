@@ -234,8 +234,6 @@ fn the_toml_names_its_sources_and_reads_as_written() {
 # rvsd configuration translated from keepalived.conf by rvsadm --import-keepalived.
 # Only the services part: add it to a configuration with [eal] and [[ports]]
 # (see rvs.example.toml), then check it with rvsd --check-config FILE.
-# rvsd validates [services.health_check] but does not run health checks
-# yet: every real server stays in service whatever its health.
 # 5 directive(s) could not be translated: rvsadm listed them on stderr.
 
 # keepalived.conf:8: lvs_timeouts tcp 7200 tcpfin 120 udp 300
@@ -504,9 +502,7 @@ vrrp_script chk_haproxy {
                 "{f}:14: lb_algo fancy: scheduler 'fancy' is unknown (known: rr wrr lc wlc sed nq lblc lblcr dh sh fo ovf twos mh)"
             ),
             format!("{f}:16: ops: one-packet scheduling is not supported (rvsadm refuses -o too)"),
-            format!(
-                "{f}:17: quorum 2: rvs has no quorum actions (rvsd does not run health checks yet)"
-            ),
+            format!("{f}:17: quorum 2: rvs has no quorum actions"),
             format!("{f}:18: mh-port: scheduler flag \"mh-port\" needs scheduler mh, not wlc"),
             format!("{f}:20: weight 70000: 70000 is not a whole number from 0 to 65535"),
             format!(
