@@ -5,8 +5,16 @@
 //! It serves one connection at a time, reads at most [`MAX_REQUEST`]
 //! bytes of a request within [`REQUEST_TIMEOUT`], and closes every
 //! connection after its response. The figures are those of `rvsadm -Ln
-//! --stats` (totals since the last `-Z`) and `rvsadm -L --workers`, built
-//! by [`render`], which does no I/O.
+//! --stats` (totals since the last `-Z`), `rvsadm -Ln --health` and
+//! `rvsadm -L --workers`, built by [`render`], which does no I/O.
+//!
+//! Real servers that their health check removed from their service are
+//! there too, with weight 0. Health metrics are there for checked real
+//! servers only: `rvs_real_server_healthy` (1 up, 0 down),
+//! `rvs_real_server_health_transitions_total{to="down"|"up"}` and
+//! `rvs_real_server_health_checks_total{result="success"|"failure"|"timeout"}`
+//! (counts since the real server's checker started; a timeout is not also
+//! a failure).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -14,7 +22,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::ServiceStatus;
+use crate::model::{HealthState, ServiceStatus};
 use crate::protocol::WorkerStatus;
 
 /// Largest request read: a GET without a body fits easily.
@@ -206,6 +214,21 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
             "Weight of the real server.",
         ),
         Family::new(
+            "rvs_real_server_healthy",
+            GAUGE,
+            "Whether the real server passes its health check (1) or not (0); absent when unchecked.",
+        ),
+        Family::new(
+            "rvs_real_server_health_transitions_total",
+            COUNTER,
+            "Changes of the real server's health verdict, by the new verdict.",
+        ),
+        Family::new(
+            "rvs_real_server_health_checks_total",
+            COUNTER,
+            "Health checks of the real server, by result.",
+        ),
+        Family::new(
             "rvs_worker_rx_packets_total",
             COUNTER,
             "Packets the worker received.",
@@ -258,7 +281,11 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
         ]) {
             family.samples.push((labels.clone(), value));
         }
-        for rs in &service.real_servers {
+        for rs in service
+            .real_servers
+            .iter()
+            .chain(&service.removed_real_servers)
+        {
             let labels = format!(
                 "{labels},real_server=\"{}\"",
                 escape(&rs.spec.address.to_string())
@@ -276,11 +303,30 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
             ]) {
                 family.samples.push((labels.clone(), value));
             }
+            let Some(health) = &rs.health else { continue };
+            let record = &health.record;
+            let up = u64::from(record.state == HealthState::Up);
+            families[13].samples.push((labels.clone(), up));
+            for (to, count) in [("down", record.went_down), ("up", record.went_up)] {
+                families[14]
+                    .samples
+                    .push((format!("{labels},to=\"{to}\""), count));
+            }
+            let checks = &record.checks;
+            for (result, count) in [
+                ("success", checks.success),
+                ("failure", checks.failure),
+                ("timeout", checks.timeout),
+            ] {
+                families[15]
+                    .samples
+                    .push((format!("{labels},result=\"{result}\""), count));
+            }
         }
     }
     for worker in workers {
         let labels = format!("worker=\"{}\"", worker.index);
-        for (family, value) in families[13..17].iter_mut().zip([
+        for (family, value) in families[16..20].iter_mut().zip([
             worker.rx_packets,
             worker.rx_bytes,
             worker.tx_packets,
@@ -289,16 +335,16 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
             family.samples.push((labels.clone(), value));
         }
         for (reason, &count) in &worker.drops {
-            families[17]
+            families[20]
                 .samples
                 .push((format!("{labels},reason=\"{}\"", escape(reason)), count));
         }
         for (event, &count) in &worker.events {
-            families[18]
+            families[21]
                 .samples
                 .push((format!("{labels},event=\"{}\"", escape(event)), count));
         }
-        families[19].samples.push((labels, worker.connections));
+        families[22].samples.push((labels, worker.connections));
     }
     let mut out = String::new();
     for family in &families {
@@ -391,7 +437,11 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 20);
+        assert_eq!(text.matches("# TYPE ").count(), 23);
+        assert!(
+            !text.contains("rvs_real_server_healthy{"),
+            "unchecked: no sample"
+        );
         // Every sample line is `name{labels} value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').expect("a value");
@@ -399,6 +449,71 @@ mod tests {
             value.parse::<u64>().expect("an integer");
         }
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    /// Checked real servers have health samples, those their check
+    /// removed included.
+    #[test]
+    fn health_checks_have_a_gauge_and_counters() {
+        use crate::model::{HealthChecks, HealthRecord, OnFailure, RealServerHealth};
+        let mut checked = service();
+        let health = |state, went_down, went_up| {
+            Some(RealServerHealth {
+                record: HealthRecord {
+                    state,
+                    went_down,
+                    went_up,
+                    checks: HealthChecks {
+                        success: 40,
+                        failure: 3,
+                        timeout: 2,
+                    },
+                    ..HealthRecord::default()
+                },
+                on_failure: OnFailure::Remove,
+                retry: 1,
+                rise: 1,
+                weight: 2,
+            })
+        };
+        checked.real_servers[0].health = health(HealthState::Up, 2, 2);
+        let mut removed = checked.real_servers[0].clone();
+        removed.spec.address = "198.18.1.12:80".parse().unwrap();
+        removed.spec.weight = 0;
+        removed.health = health(HealthState::Down, 1, 0);
+        checked.removed_real_servers.push(removed);
+        let text = render(&[checked], &[]);
+        let labels =
+            |last: u8| format!("service=\"TCP 198.18.0.10:80\",real_server=\"198.18.1.{last}:80\"");
+        for line in [
+            "# TYPE rvs_real_server_healthy gauge".to_owned(),
+            "# TYPE rvs_real_server_health_transitions_total counter".to_owned(),
+            format!("rvs_real_server_healthy{{{}}} 1", labels(11)),
+            format!("rvs_real_server_healthy{{{}}} 0", labels(12)),
+            format!("rvs_real_server_weight{{{}}} 0", labels(12)),
+            format!(
+                "rvs_real_server_health_transitions_total{{{},to=\"down\"}} 2",
+                labels(11)
+            ),
+            format!(
+                "rvs_real_server_health_transitions_total{{{},to=\"up\"}} 0",
+                labels(12)
+            ),
+            format!(
+                "rvs_real_server_health_checks_total{{{},result=\"success\"}} 40",
+                labels(11)
+            ),
+            format!(
+                "rvs_real_server_health_checks_total{{{},result=\"failure\"}} 3",
+                labels(12)
+            ),
+            format!(
+                "rvs_real_server_health_checks_total{{{},result=\"timeout\"}} 2",
+                labels(12)
+            ),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
     }
 
     #[test]

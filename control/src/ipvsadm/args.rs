@@ -92,6 +92,9 @@ pub struct ListOptions {
     pub exact: bool,
     /// Sorted by address as ipvsadm does, unless `--nosort`.
     pub sort: bool,
+    /// `--health` (rvs): a Health column, and the real servers that their
+    /// health check removed. Only with the default view.
+    pub health: bool,
 }
 
 /// How `-L -c` lists connections.
@@ -254,6 +257,9 @@ Options:
 
 rvs options:
   --json                              print listings as rvsd's protocol JSON
+  --health                            with -L: add a Health column to the real servers
+                                      (UP, DOWN, or - when not checked, and why), and
+                                      list those their health check removed
   --socket PATH                       rvsd's control socket (default: $RVS_SOCKET,
                                       else /run/rvs/rvsd.sock)
   --import-keepalived FILE            print the virtual servers of keepalived.conf FILE
@@ -316,17 +322,17 @@ impl Cmd {
     /// The command's row of [`Opt`] columns: `+` required, `x` illegal,
     /// `1` at most one of the `1`s, `.` optional. Blanks only group.
     fn rules(self) -> &'static str {
-        //               n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  b  tinf ttyp json wrk
+        //               n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  b  tinf ttyp json wrk hlth
         match self {
-            Cmd::Add | Cmd::Edit => "x x + . . . x x x x x x x x x x x x . x x x x",
-            Cmd::Delete => "x x + x x x x x x x x x x x x x x x x x x x x",
-            Cmd::List => ". 1 1 x x x x x x x x 1 . . . . . . x . x . 1",
-            Cmd::AddServer | Cmd::EditServer => "x x + x x x + . . . . x x x x x x x x x . x x",
-            Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x x",
-            Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x x",
-            Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x x",
+            Cmd::Add | Cmd::Edit => "x x + . . . x x x x x x x x x x x x . x x x x x",
+            Cmd::Delete => "x x + x x x x x x x x x x x x x x x x x x x x x",
+            Cmd::List => ". 1 1 x x x x x x x x 1 . . . . . . x . x . 1 .",
+            Cmd::AddServer | Cmd::EditServer => "x x + x x x + . . . . x x x x x x x x x . x x x",
+            Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x x x",
+            Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x x x",
+            Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x x x",
             Cmd::Flush | Cmd::Timeout | Cmd::Restore | Cmd::Reload => {
-                "x x x x x x x x x x x x x x x x x x x x x x x"
+                "x x x x x x x x x x x x x x x x x x x x x x x x"
             }
         }
     }
@@ -367,10 +373,11 @@ enum Opt {
     TunType,
     Json,
     Workers,
+    Health,
 }
 
 impl Opt {
-    const ALL: [Opt; 23] = [
+    const ALL: [Opt; 24] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -394,6 +401,7 @@ impl Opt {
         Opt::TunType,
         Opt::Json,
         Opt::Workers,
+        Opt::Health,
     ];
 
     /// ipvsadm's `optnames`.
@@ -422,6 +430,7 @@ impl Opt {
             Opt::TunType => "tun-type",
             Opt::Json => "json",
             Opt::Workers => "workers",
+            Opt::Health => "health",
         }
     }
 }
@@ -483,7 +492,8 @@ const fn spec(long: &'static str, short: Option<char>, arg: Arg, action: Action)
 }
 
 /// ipvsadm's option table (`options_table`), plus `--fullnat`, `--json`,
-/// `--socket`, `--reload` and `--import-keepalived`.
+/// `--workers`, `--health`, `--socket`, `--reload` and
+/// `--import-keepalived`.
 #[rustfmt::skip]
 const SPECS: &[Spec] = &[
     spec("add-service", Some('A'), Arg::None, Action::Command(Cmd::Add)),
@@ -548,6 +558,7 @@ const SPECS: &[Spec] = &[
     spec("tun-remcsum", None, Arg::None, Action::Unsupported(GUE)),
     spec("json", None, Arg::None, Action::Flag(Opt::Json)),
     spec("workers", None, Arg::None, Action::Flag(Opt::Workers)),
+    spec("health", None, Arg::None, Action::Flag(Opt::Health)),
     spec("socket", None, Arg::Required, Action::Socket),
     spec("import-keepalived", None, Arg::Required, Action::ImportKeepalived),
 ];
@@ -1016,6 +1027,12 @@ impl State {
         if self.has(Opt::Workers) && (listing_counters || self.has(Opt::PersistentConn)) {
             return Err(Failure::fail("options conflicts in the list command"));
         }
+        // The Health column goes with the default view's columns only.
+        let other_view =
+            listing_counters || self.has(Opt::PersistentConn) || self.has(Opt::TunInfo);
+        if self.has(Opt::Health) && (other_listing || other_view || self.has(Opt::Workers)) {
+            return Err(Failure::fail("options conflicts in the list command"));
+        }
         if self.has(Opt::Workers) {
             return Ok(Command::ListWorkers);
         }
@@ -1048,6 +1065,7 @@ impl State {
             numeric: self.has(Opt::Numeric),
             exact: self.has(Opt::Exact),
             sort: !self.has(Opt::NoSort),
+            health: self.has(Opt::Health),
         }))
     }
 
@@ -1320,6 +1338,7 @@ mod tests {
         numeric: false,
         exact: false,
         sort: true,
+        health: false,
     };
 
     #[test]
@@ -1663,6 +1682,45 @@ mod tests {
             2,
         );
         refused("-L --socket", "--socket: missing argument", 255);
+    }
+
+    #[test]
+    fn health_goes_with_the_default_listing_only() {
+        assert_eq!(
+            command("-Ln --health"),
+            list(ListOptions {
+                numeric: true,
+                health: true,
+                ..SORTED
+            })
+        );
+        assert_eq!(
+            command("-L --health -t 198.18.0.10:80 --nosort"),
+            list(ListOptions {
+                service: Some(tcp("198.18.0.10:80")),
+                sort: false,
+                health: true,
+                ..SORTED
+            })
+        );
+        assert!(run("-L --health --json").unwrap().json);
+        for line in [
+            "-L --health --stats",
+            "-L --health --rate",
+            "-L --health --thresholds",
+            "-L --health --persistent-conn",
+            "-L --health --tun-info",
+            "-L --health -c",
+            "-L --health --timeout",
+            "-L --health --workers",
+        ] {
+            refused(line, "options conflicts in the list command", 2);
+        }
+        refused(
+            "-a -t 198.18.0.10:80 -r 198.18.1.11 --health",
+            "Illegal 'health' option with the 'add-server' command",
+            2,
+        );
     }
 
     #[test]

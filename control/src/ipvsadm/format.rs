@@ -4,6 +4,23 @@
 //! 28 for a real server), the trailing blanks of `%-10u` columns and the
 //! K/M/G/T scaling are ipvsadm 1.31's; `testdata/` holds listings printed by
 //! the real ipvsadm for the tables the tests build.
+//!
+//! `--health` (rvs's own) adds a last column to the default view's real
+//! servers, and lists the real servers that their health check removed
+//! (which the dataplane no longer uses, and plain `-L` leaves out, as
+//! ipvsadm does under keepalived):
+//!
+//! ```text
+//!   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health Detail
+//!   -> 198.18.1.11:80               Masq    1      2          5          UP
+//!   -> 198.18.1.12:80               Masq    0      0          3          DOWN   inhibited: connection refused
+//! ```
+//!
+//! The column holds `UP`, `DOWN`, or `-` for a real server whose service
+//! has no health check; then, when there is something to say, why: the
+//! failures so far of an up real server (`1 of 2 failures: HTTP status
+//! 500`), the action and last failure of a down one (`removed: timeout
+//! after 5s`), or its way back (`inhibited, 1 of 2 successes`).
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -12,8 +29,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::args::{ConnListOptions, ListOptions, ListView};
 use super::names::Names;
 use crate::model::{
-    ForwardMethod, Protocol, RealServerStatus, SCHEDULER_FLAGS, SchedulerName, ServiceSpec,
-    ServiceStatus, Timeouts,
+    ForwardMethod, HealthState, OnFailure, Protocol, RealServerHealth, RealServerStatus,
+    SCHEDULER_FLAGS, SchedulerName, ServiceSpec, ServiceStatus, Timeouts,
 };
 use crate::protocol::{ConnEntry, DaemonInfo};
 
@@ -37,7 +54,7 @@ pub fn listing(
             info.connection_table_size
         );
     }
-    out.push_str(&title(options.view));
+    out.push_str(&title(options.view, options.health));
     for service in ordered_services(services, options.sort) {
         service_lines(&mut out, service, options, &namer);
     }
@@ -170,9 +187,17 @@ pub(super) fn ordered_services(services: &[ServiceStatus], sort: bool) -> Vec<&S
     ordered
 }
 
-/// Real servers in ipvsadm's order (`ipvs_cmp_dests`: address, port).
-pub(super) fn ordered_real_servers(service: &ServiceStatus, sort: bool) -> Vec<&RealServerStatus> {
+/// Real servers in ipvsadm's order (`ipvs_cmp_dests`: address, port);
+/// with `removed`, also those their health check took out of the service.
+pub(super) fn ordered_real_servers(
+    service: &ServiceStatus,
+    sort: bool,
+    removed: bool,
+) -> Vec<&RealServerStatus> {
     let mut ordered: Vec<&RealServerStatus> = service.real_servers.iter().collect();
+    if removed {
+        ordered.extend(&service.removed_real_servers);
+    }
     if sort {
         ordered.sort_by(|a, b| compare_endpoints(a.spec.address, b.spec.address));
     }
@@ -222,7 +247,7 @@ impl<'a> Namer<'a> {
     }
 }
 
-fn title(view: ListView) -> String {
+fn title(view: ListView, health: bool) -> String {
     // The second line names the real servers' columns where they differ
     // from the services'.
     let (services, real_servers) = match view {
@@ -251,7 +276,8 @@ fn title(view: ListView) -> String {
             "           Forward Weight ActiveConn InActConn",
         ),
     };
-    format!("Prot LocalAddress:Port{services}\n  -> RemoteAddress:Port{real_servers}\n")
+    let health = if health { "  Health Detail" } else { "" };
+    format!("Prot LocalAddress:Port{services}\n  -> RemoteAddress:Port{real_servers}{health}\n")
 }
 
 fn service_lines(
@@ -287,7 +313,7 @@ fn service_lines(
         }
     }
     out.push('\n');
-    for real in ordered_real_servers(service, options.sort) {
+    for real in ordered_real_servers(service, options.sort, options.health) {
         real_server_line(out, real, spec.protocol, options, namer);
     }
 }
@@ -367,15 +393,57 @@ fn real_server_line(
                 real.inactive_conns
             )
         }
-        ListView::Connections => writeln!(
-            out,
-            "  -> {name:<28} {:<7} {:<6} {:<10} {:<10}",
-            spec.forward.ipvsadm_name(),
-            spec.weight,
-            real.active_conns,
-            real.inactive_conns
-        ),
+        ListView::Connections => {
+            let _ = write!(
+                out,
+                "  -> {name:<28} {:<7} {:<6} {:<10} {:<10}",
+                spec.forward.ipvsadm_name(),
+                spec.weight,
+                real.active_conns,
+                real.inactive_conns
+            );
+            if options.health {
+                let _ = write!(out, " {}", health_column(real.health.as_ref()));
+            }
+            writeln!(out)
+        }
     };
+}
+
+/// `--health`'s column (see the module docs).
+fn health_column(health: Option<&RealServerHealth>) -> String {
+    let Some(health) = health else {
+        return "-".to_owned();
+    };
+    let record = &health.record;
+    let reason = record.last_failure.as_deref().unwrap_or("");
+    let detail = match record.state {
+        HealthState::Up if record.failures == 0 => String::new(),
+        HealthState::Up => format!(
+            "{} of {} failures: {reason}",
+            record.failures,
+            u64::from(health.retry) + 1
+        ),
+        HealthState::Down => {
+            let action = match health.on_failure {
+                OnFailure::Inhibit => "inhibited",
+                OnFailure::Remove => "removed",
+            };
+            if record.successes > 0 {
+                format!(
+                    "{action}, {} of {} successes",
+                    record.successes, health.rise
+                )
+            } else {
+                format!("{action}: {reason}")
+            }
+        }
+    };
+    if detail.is_empty() {
+        record.state.to_string()
+    } else {
+        format!("{:<6} {detail}", record.state.to_string())
+    }
 }
 
 fn stats_values(stats: &crate::model::Stats) -> [u64; 5] {
@@ -670,6 +738,7 @@ pub(super) mod tests {
             numeric: true,
             exact: false,
             sort: true,
+            health: false,
         }
     }
 
@@ -736,6 +805,92 @@ pub(super) mod tests {
                 expected,
             );
         }
+    }
+
+    fn health(
+        state: HealthState,
+        on_failure: OnFailure,
+        (failures, successes): (u32, u32),
+        last_failure: Option<&str>,
+    ) -> Option<RealServerHealth> {
+        Some(RealServerHealth {
+            record: crate::model::HealthRecord {
+                state,
+                failures,
+                successes,
+                last_failure: last_failure.map(str::to_owned),
+                ..Default::default()
+            },
+            on_failure,
+            retry: 1,
+            rise: 2,
+            weight: 1,
+        })
+    }
+
+    /// The golden table with health checks on its TCP services: an up
+    /// real server that failed once, an inhibited one, an up one, and one
+    /// on its way back that its check removed. The UDP service has none.
+    pub(in crate::ipvsadm) fn checked_table() -> Vec<ServiceStatus> {
+        use HealthState::{Down, Up};
+        let mut table = golden_table();
+        let web = &mut table[0].real_servers;
+        web[0].health = health(Up, OnFailure::Inhibit, (1, 0), Some("HTTP status 500"));
+        web[1].health = health(Down, OnFailure::Inhibit, (2, 0), Some("connection refused"));
+        let hashed = &mut table[2];
+        hashed.real_servers[0].health = health(Up, OnFailure::Remove, (0, 0), None);
+        let mut removed = real(
+            "198.18.200.223:65535",
+            ForwardMethod::Tunnel,
+            0,
+            (0, 0),
+            (0, 1, 0),
+            [0; 10],
+        );
+        removed.health = health(Down, OnFailure::Remove, (0, 1), Some("timeout after 5s"));
+        hashed.removed_real_servers.push(removed);
+        table
+    }
+
+    /// Health checks change nothing in ipvsadm's listings; `--health`
+    /// adds its column and the removed real servers.
+    #[test]
+    fn health_shows_only_when_asked_for() {
+        let table = checked_table();
+        for view in [ListView::Connections, ListView::Stats, ListView::TunnelInfo] {
+            assert_eq!(
+                listing(Some(&info()), &table, &numeric(view), &names()),
+                listing(Some(&info()), &golden_table(), &numeric(view), &names()),
+            );
+        }
+        assert_golden(
+            &listing(
+                Some(&info()),
+                &table,
+                &numeric(ListView::Connections),
+                &names(),
+            ),
+            include_str!("testdata/list.txt"),
+        );
+        let options = ListOptions {
+            health: true,
+            ..numeric(ListView::Connections)
+        };
+        assert_eq!(
+            listing(Some(&info()), &table, &options, &names()),
+            "IP Virtual Server version 1.2.1 (size=4096)\n\
+             Prot LocalAddress:Port Scheduler Flags\n  \
+             -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health Detail\n\
+             TCP  198.18.0.10:80 rr\n  \
+             -> 198.18.1.11:8080             Masq    1      2          5          DOWN   inhibited: connection refused\n  \
+             -> 198.18.1.12:80               Masq    1      3          7          UP     1 of 2 failures: HTTP status 500\n\
+             TCP  198.18.0.11:443 wlc (flag-1,flag-2,flag-3)\n\
+             TCP  198.18.100.200:65535 mh (mh-fallback)\n  \
+             -> 198.18.200.222:65535         Tunnel  0      0          0          UP\n  \
+             -> 198.18.200.223:65535         Tunnel  0      0          1          DOWN   removed, 1 of 2 successes\n\
+             UDP  198.18.0.10:53 sh (sh-fallback,sh-port) persistent 600 mask 255.255.255.0\n  \
+             -> 198.18.1.11:53               Route   65535  0          0          -\n"
+        );
     }
 
     #[test]

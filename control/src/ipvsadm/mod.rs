@@ -21,6 +21,13 @@
 //! it); options of features rvs lacks (fwmark and SCTP services, the sync
 //! daemon, one-packet scheduling, persistence engines, GUE tunnels) are
 //! refused as "not supported yet".
+//!
+//! rvs's own options add to ipvsadm's without changing its output:
+//! `--json`, `--socket`, `--reload`, `--workers`, `--import-keepalived`,
+//! and `--health`, which adds a Health column to `-L` (see [`format`]).
+//! Without `--health`, a real server that its health check inhibited is
+//! listed with weight 0 and one it removed is not listed, as ipvsadm
+//! lists them under keepalived.
 
 pub mod args;
 pub mod format;

@@ -32,7 +32,7 @@ pub fn save(services: &[ServiceStatus], numeric: bool, names: &Names) -> String 
             let _ = write!(out, " -b {flags}");
         }
         out.push('\n');
-        for real in format::ordered_real_servers(service, true) {
+        for real in format::ordered_real_servers(service, true, false) {
             let real = &real.spec;
             let _ = write!(
                 out,

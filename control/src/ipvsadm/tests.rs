@@ -3,7 +3,7 @@
 
 use std::os::unix::net::UnixListener;
 
-use super::format::tests::{connections_table, golden_table, names};
+use super::format::tests::{checked_table, connections_table, golden_table, names};
 use super::*;
 use crate::model::{
     ForwardMethod, Protocol, RealServerSpec, SchedulerName, ServiceKey, ServiceSpec, ServiceStatus,
@@ -331,6 +331,50 @@ fn json_prints_the_protocol_values() {
     assert_eq!(timeouts, Timeouts::default());
 }
 
+/// A daemon whose real servers are health checked: `-Ln` stays
+/// ipvsadm's; `--health` and `--json` show the checks.
+#[test]
+fn health_is_listed_with_health_or_json_only() {
+    let mut daemon = FakeDaemon {
+        table: checked_table(),
+        ..FakeDaemon::default()
+    };
+    assert_eq!(
+        rvsadm("-Ln", &mut daemon).stdout,
+        include_str!("testdata/list.txt")
+    );
+    let outcome = rvsadm("-Ln --health", &mut daemon);
+    assert_eq!((outcome.status, outcome.stderr.as_str()), (0, ""));
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(
+        lines[2],
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn  Health Detail"
+    );
+    assert!(lines.contains(
+        &"  -> 198.18.200.223:65535         Tunnel  0      0          1          DOWN   removed, 1 of 2 successes"
+    ));
+    assert_eq!(lines.len(), 12, "{}", outcome.stdout);
+    let outcome = rvsadm("-Ln --health -u 198.18.0.10:53", &mut daemon);
+    assert!(
+        outcome.stdout.ends_with(
+            "  -> 198.18.1.11:53               Route   65535  0          0          -\n"
+        ),
+        "{}",
+        outcome.stdout
+    );
+
+    let outcome = rvsadm("-L --json", &mut daemon);
+    let services: Vec<ServiceStatus> = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(services, checked_table());
+    assert!(
+        outcome.stdout.contains(r#""state": "down""#),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains(r#""removed_real_servers": ["#));
+    assert!(outcome.stdout.contains(r#""on_failure": "inhibit""#));
+}
+
 #[test]
 fn refusals_print_the_daemon_message_with_ipvsadm_status() {
     let cases = [
@@ -407,6 +451,11 @@ fn bad_command_lines_never_reach_the_daemon() {
         outcome
             .stdout
             .contains("Usage:\n  rvsadm -A|E virtual-service")
+    );
+    assert!(
+        outcome.stdout.contains("\n  --health "),
+        "{}",
+        outcome.stdout
     );
     assert!(daemon.log.is_empty());
 }
