@@ -1349,7 +1349,7 @@ forward = "masq"
                 HealthCheckKind::Https,
                 Some("/healthz"),
                 Some(200),
-                OnFailure::Inhibit
+                OnFailure::Remove
             )
         );
         assert_eq!(fullnat.scheduler, SchedulerName::Mh);
