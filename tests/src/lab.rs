@@ -16,7 +16,7 @@ use crate::plan::{
     ROUTER_HOST, SERVER_SUBNET, VIP_HOST, WAN_SUBNET, endpoint, url,
 };
 use crate::rvsd::{self, NetworkPlan, PortPlan, Rvsd, RvsdOptions};
-use crate::servers::{start_dnsmasq, start_ipip, start_nginx, write_big_file};
+use crate::servers::{UNHEALTHY, start_dnsmasq, start_ipip, start_nginx, write_big_file};
 use crate::{REAL_SERVER_MACS, UDP_PORT, WHOAMI, require_prerequisites, run};
 
 /// The forwarding mode a lab is wired for.
@@ -130,6 +130,8 @@ pub struct Lab {
     // Declared first so that processes die before their namespaces go.
     rvsd: Option<Rvsd>,
     processes: Vec<Process>,
+    /// nginx of each real server; `None` while stopped.
+    web_servers: Vec<Option<Process>>,
     pub client: Netns,
     pub router: Option<Netns>,
     pub director: Netns,
@@ -171,6 +173,7 @@ impl Lab {
         let mut lab = Lab {
             rvsd: None,
             processes: Vec::new(),
+            web_servers: Vec::new(),
             client: Netns::new(format!("{id}-client")),
             router: client_router.then(|| Netns::new(format!("{id}-router"))),
             director: Netns::new(format!("{id}-director")),
@@ -501,7 +504,8 @@ impl Lab {
         for (i, rs) in self.real_servers.iter().enumerate() {
             let name = format!("rs{}", i + 1);
             let root = self.dir.path().join(&name);
-            processes.push(start_nginx(rs, &root, &name, &big_file));
+            self.web_servers
+                .push(Some(start_nginx(rs, &root, &name, &big_file)));
             let mut addresses: Vec<IpAddr> = self
                 .families
                 .iter()
@@ -521,6 +525,35 @@ impl Lab {
             }
         }
         self.processes.extend(processes);
+    }
+
+    /// Stops nginx on real server `i` (from 0), as a crash would: its
+    /// ports refuse connections from then on.
+    pub fn stop_web_server(&mut self, i: usize) {
+        if let Some(mut nginx) = self.web_servers[i].take() {
+            nginx.terminate(std::time::Duration::from_secs(5));
+        }
+    }
+
+    /// Starts nginx on real server `i` again, serving what it served.
+    pub fn start_web_server(&mut self, i: usize) {
+        if self.web_servers[i].is_none() {
+            let name = format!("rs{}", i + 1);
+            let root = self.dir.path().join(&name);
+            let big_file = self.dir.path().join("big.bin");
+            self.web_servers[i] = Some(start_nginx(&self.real_servers[i], &root, &name, &big_file));
+        }
+    }
+
+    /// Makes `/health` of real server `i` answer 500 (`false`) or 200.
+    pub fn set_healthy(&self, i: usize, healthy: bool) {
+        let flag = self.dir.path().join(format!("rs{}", i + 1)).join(UNHEALTHY);
+        let result = if healthy {
+            std::fs::remove_file(&flag)
+        } else {
+            std::fs::write(&flag, b"")
+        };
+        result.unwrap_or_else(|error| panic!("{}: {error}", flag.display()));
     }
 
     /// Sets the director namespace's kernel up as the director of the

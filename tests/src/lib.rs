@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 
 pub use host::{Netns, Process, Switch, veth};
 pub use lab::{Director, Lab, LabSpec, Mode, NatLab, Protocol, Traffic, big_file_sha256};
-pub use load::{Wrk, WrkReport};
+pub use load::{Attempt, CurlLoop, Wrk, WrkReport, unix_millis};
 pub use plan::{Family, endpoint, url};
 pub use rvsd::{RealServerRow, RvsdOptions, real_server_rows};
 pub use transfer::Transfer;

@@ -1,10 +1,11 @@
-//! wrk as a load that runs in the background while a test does something
-//! else, and what it reports.
+//! Loads that run in the background while a test does something else
+//! (wrk, a curl loop), and what they report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
-use crate::host::Netns;
+use crate::host::{Netns, Process};
 
 /// wrk running in a namespace; its report goes to a file.
 #[derive(Debug)]
@@ -61,4 +62,71 @@ impl Wrk {
             text,
         }
     }
+}
+
+/// curl in a loop in the background, one new connection per request, each
+/// result stamped with the time it started: for watching what clients saw
+/// across an event.
+#[derive(Debug)]
+pub struct CurlLoop {
+    process: Process,
+    output: PathBuf,
+    stop: PathBuf,
+}
+
+/// One request of a [`CurlLoop`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When it started, in milliseconds since the Unix epoch (see
+    /// [`unix_millis`]).
+    pub at: u64,
+    /// The response body, or `FAILED` and curl's complaint.
+    pub result: String,
+}
+
+impl CurlLoop {
+    /// Starts requesting `url` from `netns` until [`CurlLoop::finish`];
+    /// files go to `dir`. Requests time out after a second.
+    pub fn start(netns: &Netns, dir: &Path, url: &str) -> CurlLoop {
+        let output = dir.join("curl-loop.txt");
+        let stop = dir.join("curl-loop.stop");
+        let script = format!(
+            "while [ ! -e {stop} ]; do at=$(date +%s%3N); \
+             out=$(curl -sS --max-time 1 -H 'Connection: close' {url} 2>&1) \
+             && echo \"$at $out\" || echo \"$at FAILED $out\"; done > {output}",
+            stop = stop.display(),
+            output = output.display()
+        );
+        let mut command = netns.command("sh");
+        command.args(["-c", &script]);
+        CurlLoop {
+            process: Process::spawn(command),
+            output,
+            stop,
+        }
+    }
+
+    /// Stops the loop; every request it made, in order.
+    pub fn finish(mut self) -> Vec<Attempt> {
+        std::fs::write(&self.stop, b"").unwrap_or_else(|error| panic!("{error}"));
+        self.process.wait(Duration::from_secs(5));
+        std::fs::read_to_string(&self.output)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (at, result) = line.split_once(' ')?;
+                Some(Attempt {
+                    at: at.parse().ok()?,
+                    result: result.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch, as `date +%s%3N` prints it.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
 }

@@ -9,17 +9,25 @@ use std::time::Duration;
 use crate::host::{Netns, Process, quiet};
 use crate::{BIG_FILE_BYTES, UDP_PORT, WHOAMI, wait_until};
 
+/// The file whose presence makes a real server's `/health` answer 500.
+pub(crate) const UNHEALTHY: &str = "unhealthy";
+
 /// Starts nginx in `rs` on ports 80 and 8080 (IPv4 and IPv6, any address),
 /// serving from `root`: `/` (a page naming the server), `/big.bin` (a hard
 /// link to `big_file`), the same under `/slow/` at 512 KiB/s (transfers
-/// that last), and `/whoami`, which answers
-/// `NAME CLIENT-ADDRESS CLIENT-PORT`: the source the server saw.
+/// that last), `/whoami`, which answers `NAME CLIENT-ADDRESS CLIENT-PORT`
+/// (the source the server saw), and `/health`, which answers 200, or 500
+/// while the file [`UNHEALTHY`] exists in `root`. Starting again in the
+/// same root serves the same files.
 pub(crate) fn start_nginx(rs: &Netns, root: &Path, name: &str, big_file: &Path) -> Process {
     fs::create_dir_all(root.join("html")).unwrap_or_else(|error| panic!("{error}"));
     fs::write(root.join("html/index.html"), format!("{name}\n"))
         .unwrap_or_else(|error| panic!("{error}"));
-    fs::hard_link(big_file, root.join("html/big.bin"))
-        .unwrap_or_else(|error| panic!("cannot link {}: {error}", big_file.display()));
+    let link = root.join("html/big.bin");
+    if !link.exists() {
+        fs::hard_link(big_file, &link)
+            .unwrap_or_else(|error| panic!("cannot link {}: {error}", big_file.display()));
+    }
     let config = format!(
         r#"daemon off;
 master_process off;
@@ -44,6 +52,13 @@ http {{
         location = /whoami {{
             default_type text/plain;
             return 200 "{name} $remote_addr $remote_port\n";
+        }}
+        location = /health {{
+            default_type text/plain;
+            if (-f {root}/{UNHEALTHY}) {{
+                return 500 "{name} unhealthy\n";
+            }}
+            return 200 "{name} healthy\n";
         }}
         location /slow/ {{
             limit_rate 512k;
