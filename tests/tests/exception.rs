@@ -75,13 +75,16 @@ fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced
         "5",
         &format!("http://{DIP}:{METRICS_PORT}/metrics"),
     ]);
-    assert!(
-        metric_sample(
-            &metrics,
-            "rvs_worker_events_total{worker=\"0\",event=\"to_kernel\"}"
-        ) > 0,
-        "{metrics}"
-    );
+    for series in [
+        "rvs_worker_events_total{worker=\"0\",event=\"to_kernel\"}",
+        "rvs_exception_packets_total{direction=\"to_kernel\"}",
+        "rvs_exception_packets_total{direction=\"from_kernel\"}",
+        "rvs_mempool_mbufs{pool=\"rvs_pool\",state=\"in_use\"}",
+        "rvs_mempool_mbufs{pool=\"rvs_exception_pool\",state=\"available\"}",
+        "rvs_worker_connection_capacity{worker=\"0\"}",
+    ] {
+        assert!(metric_sample(&metrics, series) > 0, "{series}:\n{metrics}");
+    }
     // The director's own stack reaches a real server through the LAN
     // port's twin, and the answer comes back to its socket.
     for rs in REAL_SERVERS {

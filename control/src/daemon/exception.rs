@@ -31,6 +31,8 @@ pub(super) struct KernelTwins {
     thread: JoinHandle<()>,
     stop: Arc<AtomicBool>,
     pub(super) counters: Arc<ExceptionCounters>,
+    /// The pool the twins receive into.
+    pub(super) pool: Mempool,
     ports: Vec<(String, Port)>,
 }
 
@@ -142,6 +144,7 @@ pub(super) fn start(
             thread,
             stop,
             counters,
+            pool,
             ports,
         },
         rings,

@@ -30,9 +30,37 @@ pub const MAX_REQUEST: usize = 8192;
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the figures come from: the daemon's listings, taken afresh for
-/// every scrape.
-pub type Source = Arc<dyn Fn() -> (Vec<ServiceStatus>, Vec<WorkerStatus>) + Send + Sync>;
+/// What a scrape reports, taken afresh for every scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub services: Vec<ServiceStatus>,
+    pub workers: Vec<WorkerStatus>,
+    pub dataplane: DataplaneFigures,
+}
+
+/// Figures of the dataplane as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataplaneFigures {
+    /// Connections each worker's tables hold at most (IPv4 and IPv6).
+    pub connection_capacity: u64,
+    /// Each packet pool by name: mbufs in use and available.
+    pub mempools: Vec<(String, u32, u32)>,
+    /// The exception thread's counters, when ports have kernel twins.
+    pub exception: Option<ExceptionFigures>,
+}
+
+/// What the exception thread moved (see
+/// `dataplane::exception::ExceptionCounters`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExceptionFigures {
+    pub to_kernel: u64,
+    pub to_kernel_dropped: u64,
+    pub from_kernel: u64,
+    pub from_kernel_dropped: u64,
+}
+
+/// Where the figures come from.
+pub type Source = Arc<dyn Fn() -> Figures + Send + Sync>;
 
 /// Serves `listener` on a thread of its own until the process ends.
 pub fn serve(listener: TcpListener, source: Source) -> std::io::Result<()> {
@@ -75,15 +103,12 @@ fn answer(mut stream: TcpStream, source: &Source) -> std::io::Result<()> {
     let mut words = first_line.split(|&b| b == b' ');
     let (method, target) = (words.next(), words.next());
     match (method, target) {
-        (Some(b"GET"), Some(b"/metrics")) => {
-            let (services, workers) = source();
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                &render(&services, &workers),
-            )
-        }
+        (Some(b"GET"), Some(b"/metrics")) => respond(
+            &mut stream,
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            &render(&source()),
+        ),
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n"),
     }
 }
@@ -142,9 +167,14 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The exposition text of the services, their real servers and the
-/// workers.
-pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
+/// The exposition text of the services, their real servers, the workers
+/// and the dataplane's pools and exception path.
+pub fn render(figures: &Figures) -> String {
+    let Figures {
+        services,
+        workers,
+        dataplane,
+    } = figures;
     const COUNTER: &str = "counter";
     const GAUGE: &str = "gauge";
     let mut families = [
@@ -263,6 +293,26 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
             GAUGE,
             "Connections in the worker's table.",
         ),
+        Family::new(
+            "rvs_worker_connection_capacity",
+            GAUGE,
+            "Connections the worker's tables hold at most (IPv4 and IPv6); beyond, the oldest are evicted.",
+        ),
+        Family::new(
+            "rvs_mempool_mbufs",
+            GAUGE,
+            "Mbufs of a packet pool, in use or available.",
+        ),
+        Family::new(
+            "rvs_exception_packets_total",
+            COUNTER,
+            "Frames the exception path moved between the ports and the kernel twins, by direction.",
+        ),
+        Family::new(
+            "rvs_exception_drops_total",
+            COUNTER,
+            "Frames the exception path dropped (a full twin queue or ring), by direction.",
+        ),
     ];
     for service in services {
         let name = format!(
@@ -344,7 +394,38 @@ pub fn render(services: &[ServiceStatus], workers: &[WorkerStatus]) -> String {
                 .samples
                 .push((format!("{labels},event=\"{}\"", escape(event)), count));
         }
-        families[22].samples.push((labels, worker.connections));
+        families[22]
+            .samples
+            .push((labels.clone(), worker.connections));
+        families[23]
+            .samples
+            .push((labels, dataplane.connection_capacity));
+    }
+    for (pool, in_use, available) in &dataplane.mempools {
+        let labels = format!("pool=\"{}\"", escape(pool));
+        for (state, count) in [("in_use", in_use), ("available", available)] {
+            families[24]
+                .samples
+                .push((format!("{labels},state=\"{state}\""), u64::from(*count)));
+        }
+    }
+    if let Some(exception) = &dataplane.exception {
+        for (direction, moved, dropped) in [
+            (
+                "to_kernel",
+                exception.to_kernel,
+                exception.to_kernel_dropped,
+            ),
+            (
+                "from_kernel",
+                exception.from_kernel,
+                exception.from_kernel_dropped,
+            ),
+        ] {
+            let labels = format!("direction=\"{direction}\"");
+            families[25].samples.push((labels.clone(), moved));
+            families[26].samples.push((labels, dropped));
+        }
     }
     let mut out = String::new();
     for family in &families {
@@ -418,7 +499,20 @@ mod tests {
 
     #[test]
     fn the_text_format_has_one_family_per_metric_and_labelled_samples() {
-        let text = render(&[service()], &[worker()]);
+        let text = render(&Figures {
+            services: vec![service()],
+            workers: vec![worker()],
+            dataplane: DataplaneFigures {
+                connection_capacity: 65536,
+                mempools: vec![("rvs_pool".to_owned(), 1000, 7191)],
+                exception: Some(ExceptionFigures {
+                    to_kernel: 5,
+                    to_kernel_dropped: 0,
+                    from_kernel: 6,
+                    from_kernel_dropped: 1,
+                }),
+            },
+        });
         for line in [
             "# HELP rvs_service_connections_total Connections scheduled by the service.",
             "# TYPE rvs_service_connections_total counter",
@@ -434,10 +528,16 @@ mod tests {
             "rvs_worker_drops_total{worker=\"0\",reason=\"no_route\"} 1",
             "rvs_worker_events_total{worker=\"0\",event=\"hand_off\"} 4",
             "rvs_worker_connections{worker=\"0\"} 3",
+            "rvs_worker_connection_capacity{worker=\"0\"} 65536",
+            "rvs_mempool_mbufs{pool=\"rvs_pool\",state=\"in_use\"} 1000",
+            "rvs_mempool_mbufs{pool=\"rvs_pool\",state=\"available\"} 7191",
+            "rvs_exception_packets_total{direction=\"to_kernel\"} 5",
+            "rvs_exception_packets_total{direction=\"from_kernel\"} 6",
+            "rvs_exception_drops_total{direction=\"from_kernel\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 23);
+        assert_eq!(text.matches("# TYPE ").count(), 27);
         assert!(
             !text.contains("rvs_real_server_healthy{"),
             "unchecked: no sample"
@@ -482,7 +582,10 @@ mod tests {
         removed.spec.weight = 0;
         removed.health = health(HealthState::Down, 1, 0);
         checked.removed_real_servers.push(removed);
-        let text = render(&[checked], &[]);
+        let text = render(&Figures {
+            services: vec![checked],
+            ..Figures::default()
+        });
         let labels =
             |last: u8| format!("service=\"TCP 198.18.0.10:80\",real_server=\"198.18.1.{last}:80\"");
         for line in [
@@ -520,7 +623,15 @@ mod tests {
     fn the_endpoint_answers_get_metrics_and_404_otherwise() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
-        serve(listener, Arc::new(|| (vec![service()], vec![worker()]))).unwrap();
+        serve(
+            listener,
+            Arc::new(|| Figures {
+                services: vec![service()],
+                workers: vec![worker()],
+                ..Figures::default()
+            }),
+        )
+        .unwrap();
         let fetch = |request: &str| {
             let mut stream = TcpStream::connect(address).unwrap();
             stream.write_all(request.as_bytes()).unwrap();

@@ -138,6 +138,10 @@ struct Daemon {
     file: Mutex<Config>,
     /// The health checkers, which report to the daemon itself.
     health: health::Supervisor,
+    /// The packet pools, for their use in metrics.
+    mempools: Vec<Mempool>,
+    /// The exception thread's counters, when ports have kernel twins.
+    exception: Option<Arc<dataplane::exception::ExceptionCounters>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -288,7 +292,7 @@ impl Daemon {
 
     /// What the metrics endpoint shows: the listings of `rvsadm -Ln
     /// --stats` and `rvsadm -L --workers`.
-    fn metrics_figures(&self) -> (Vec<crate::model::ServiceStatus>, Vec<WorkerStatus>) {
+    fn metrics_figures(&self) -> metrics::Figures {
         let workers = self.counters();
         let services = {
             let control = lock(&self.control);
@@ -297,7 +301,29 @@ impl Daemon {
                 .status(None, &workers, &estimator, &PersistentConns::new())
                 .unwrap_or_default()
         };
-        (services, self.worker_status())
+        let exception = self.exception.as_ref().map(|counters| {
+            let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+            metrics::ExceptionFigures {
+                to_kernel: read(&counters.to_kernel),
+                to_kernel_dropped: read(&counters.to_kernel_dropped),
+                from_kernel: read(&counters.from_kernel),
+                from_kernel_dropped: read(&counters.from_kernel_dropped),
+            }
+        });
+        metrics::Figures {
+            services,
+            workers: self.worker_status(),
+            dataplane: metrics::DataplaneFigures {
+                connection_capacity: self.info.connection_table_size
+                    / u64::from(self.info.workers.max(1)),
+                mempools: self
+                    .mempools
+                    .iter()
+                    .map(|pool| (pool.name().to_owned(), pool.in_use(), pool.available()))
+                    .collect(),
+                exception,
+            },
+        }
     }
 
     /// Stops the health checkers, under the control state so that none
@@ -672,6 +698,12 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
         estimator: Mutex::new(Estimator::default()),
         config_path: path.to_owned(),
         file: Mutex::new(config.clone()),
+        mempools: std::iter::once(pool.clone())
+            .chain(kernel_twins.as_ref().map(|twins| twins.pool.clone()))
+            .collect(),
+        exception: kernel_twins
+            .as_ref()
+            .map(|twins| Arc::clone(&twins.counters)),
     });
     let control_socket =
         ControlSocket::bind(&config.control.socket).map_err(|source| DaemonError::Socket {
