@@ -383,8 +383,9 @@ impl Handler for Daemon {
                     .map(Reply::Services);
             }
             Request::ZeroCounters(filter) => {
+                let mut estimator = lock(&self.estimator);
                 return control
-                    .zero(filter.service.as_ref(), &workers)
+                    .zero(filter.service.as_ref(), &workers, &mut estimator)
                     .map(|()| Reply::Done {});
             }
             Request::ListConnections(page) => {

@@ -608,23 +608,32 @@ impl Control {
     }
 
     /// Sets the baseline of the service's counters (or of every service)
-    /// and of its real servers to their current totals (ipvsadm -Z).
+    /// and of its real servers to their current totals, and zeroes their
+    /// rates (ipvsadm -Z).
     pub fn zero(
         &mut self,
         service: Option<&ServiceKey>,
         workers: &[&WorkerCounters],
+        rates: &mut Estimator,
     ) -> Result<(), Refusal> {
         let indices: Vec<usize> = match service {
             Some(key) => vec![self.service_index(key, "No such service")?],
             None => (0..self.services.len()).collect(),
         };
+        let mut services = Vec::new();
+        let mut real_servers = Vec::new();
         for index in indices {
             let entry = &self.services[index];
-            self.service_baseline[entry.slot as usize] = service_totals(workers, entry.slot);
+            let totals = service_totals(workers, entry.slot);
+            self.service_baseline[entry.slot as usize] = totals;
+            services.push((entry.slot, totals));
             for rs in &entry.real_servers {
-                self.real_server_baseline[rs.slot as usize] = real_server_totals(workers, rs.slot);
+                let totals = real_server_totals(workers, rs.slot);
+                self.real_server_baseline[rs.slot as usize] = totals;
+                real_servers.push((rs.slot, totals));
             }
         }
+        rates.zero(&services, &real_servers);
         Ok(())
     }
 
@@ -1432,14 +1441,23 @@ forward = "fullnat"
             (rs.active_conns, rs.inactive_conns, rs.stats.conns),
             (4, 2, 6)
         );
-        control.zero(None, &view).unwrap();
+        // A rate measured from nothing to these totals.
+        let mut rates = Estimator::default();
+        let (services, real_servers) = control.totals_by_slot(&[]);
+        rates.sample(&services, &real_servers, 2.0);
+        let (services, real_servers) = control.totals_by_slot(&view);
+        rates.sample(&services, &real_servers, 2.0);
+        let rs_rates = |control: &Control, rates: &Estimator| {
+            control
+                .status(None, &view, rates, &PersistentConns::new())
+                .unwrap()[0]
+                .real_servers[0]
+                .rates
+        };
+        assert_eq!(rs_rates(&control, &rates).cps, 1, "a quarter of 6/2 s");
+        control.zero(None, &view, &mut rates).unwrap();
         let rs = &control
-            .status(
-                Some(&key(80)),
-                &view,
-                &Estimator::default(),
-                &PersistentConns::new(),
-            )
+            .status(Some(&key(80)), &view, &rates, &PersistentConns::new())
             .unwrap()[0]
             .real_servers[0];
         assert_eq!(
@@ -1447,6 +1465,7 @@ forward = "fullnat"
             (4, 0),
             "counts stay, counters restart"
         );
+        assert_eq!(rs.rates, Default::default(), "rates restart too");
         assert_eq!(
             control
                 .status(

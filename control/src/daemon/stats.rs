@@ -21,6 +21,14 @@ struct Estimate {
 }
 
 impl Estimate {
+    /// No rate yet; the next interval starts at `totals`.
+    fn starting_at(totals: TrafficTotals) -> Estimate {
+        Estimate {
+            last: totals,
+            rates: [0.0; 5],
+        }
+    }
+
     fn sample(&mut self, now: TrafficTotals, seconds: f64) {
         let deltas = [
             now.conns.wrapping_sub(self.last.conns),
@@ -69,6 +77,24 @@ impl Estimator {
         update(&mut self.real_servers, real_servers, seconds);
     }
 
+    /// Zeroes the rates of these slots and takes their totals as the
+    /// start of the next interval, as IPVS's `ip_vs_zero_estimator` does
+    /// for `ipvsadm -Z`.
+    pub fn zero(
+        &mut self,
+        services: &[(u32, TrafficTotals)],
+        real_servers: &[(u32, TrafficTotals)],
+    ) {
+        for (estimates, slots) in [
+            (&mut self.services, services),
+            (&mut self.real_servers, real_servers),
+        ] {
+            for &(slot, totals) in slots {
+                estimates.insert(slot, Estimate::starting_at(totals));
+            }
+        }
+    }
+
     pub fn service(&self, slot: u32) -> Rates {
         self.services
             .get(&slot)
@@ -89,10 +115,7 @@ fn update(estimates: &mut HashMap<u32, Estimate>, samples: &[(u32, TrafficTotals
     for &(slot, totals) in samples {
         estimates
             .entry(slot)
-            .or_insert_with(|| Estimate {
-                last: totals,
-                rates: [0.0; 5],
-            })
+            .or_insert_with(|| Estimate::starting_at(totals))
             .sample(totals, seconds);
     }
 }
@@ -116,6 +139,31 @@ mod tests {
         assert!((990..=1000).contains(&rates.in_pps));
         assert!((990_000..=1_000_000).contains(&rates.in_bps));
         assert_eq!(rates.out_pps, 0);
+    }
+
+    #[test]
+    fn zeroing_restarts_the_rates_from_the_current_totals() {
+        let mut estimator = Estimator::default();
+        let mut totals = TrafficTotals::default();
+        for _ in 0..10 {
+            estimator.sample(&[(1, totals)], &[(2, totals)], 2.0);
+            totals.conns += 20;
+            totals.out_bytes += 4000;
+        }
+        assert!(estimator.service(1).cps > 0 && estimator.real_server(2).out_bps > 0);
+        estimator.zero(&[(1, totals)], &[]);
+        assert_eq!(estimator.service(1), Rates::default(), "zeroed");
+        assert!(
+            estimator.real_server(2).cps > 0,
+            "another slot keeps its rates"
+        );
+        // No traffic since: the next sample measures nothing.
+        estimator.sample(&[(1, totals)], &[(2, totals)], 2.0);
+        assert_eq!(estimator.service(1), Rates::default());
+        // Traffic since the zeroing counts from there.
+        totals.conns += 8;
+        estimator.sample(&[(1, totals)], &[(2, totals)], 2.0);
+        assert_eq!(estimator.service(1).cps, 1, "a quarter of 4/s");
     }
 
     #[test]
