@@ -283,7 +283,9 @@ impl SchedulerFlag {
     }
 }
 
-/// Maximum weight ipvsadm accepts.
+/// Maximum weight of a real server. ipvsadm accepts up to 2^31 - 1, but
+/// wrr may step down through every weight below the largest for one pick,
+/// so rvs keeps them to 16 bits.
 pub const MAX_WEIGHT: u32 = 65535;
 
 /// A real server of a service.

@@ -322,32 +322,100 @@ impl Cmd {
     /// The command's row of [`Opt`] columns: `+` required, `x` illegal,
     /// `1` at most one of the `1`s, `.` optional. Blanks only group.
     fn rules(self) -> &'static str {
-        //               n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  b  tinf ttyp json wrk hlth
+        //      n c svc  s p M  r fwd w x y  tot st rt thr pc srt ex  ops pe b  tinf ttyp tprt tnoc tcsm trcs  json wrk hlth
         match self {
-            Cmd::Add | Cmd::Edit => "x x + . . . x x x x x x x x x x x x . x x x x x",
-            Cmd::Delete => "x x + x x x x x x x x x x x x x x x x x x x x x",
-            Cmd::List => ". 1 1 x x x x x x x x 1 . . . . . . x . x . 1 .",
-            Cmd::AddServer | Cmd::EditServer => "x x + x x x + . . . . x x x x x x x x x . x x x",
-            Cmd::DeleteServer => "x x + x x x + x x x x x x x x x x x x x x x x x",
-            Cmd::Save => ". x x x x x x x x x x x x x x x x x x x x x x x",
-            Cmd::Zero => "x x . x x x x x x x x x x x x x x x x x x x x x",
+            Cmd::Add | Cmd::Edit => {
+                "x x +  . . .  x x x x x  x x x x x x x  . . .  x x x x x x  x x x"
+            }
+            Cmd::Delete => "x x +  x x x  x x x x x  x x x x x x x  x x x  x x x x x x  x x x",
+            Cmd::List => ". 1 1  x x x  x x x x x  1 . . . . . .  x x x  . x x x x x  . 1 .",
+            Cmd::AddServer | Cmd::EditServer => {
+                "x x +  x x x  + . . . .  x x x x x x x  x x x  x . . . . .  x x x"
+            }
+            Cmd::DeleteServer => {
+                "x x +  x x x  + x x x x  x x x x x x x  x x x  x x x x x x  x x x"
+            }
+            Cmd::Save => ". x x  x x x  x x x x x  x x x x x x x  x x x  x x x x x x  x x x",
+            Cmd::Zero => "x x .  x x x  x x x x x  x x x x x x x  x x x  x x x x x x  x x x",
             Cmd::Flush | Cmd::Timeout | Cmd::Restore | Cmd::Reload => {
-                "x x x x x x x x x x x x x x x x x x x x x x x x"
+                "x x x  x x x  x x x x x  x x x x x x x  x x x  x x x x x x  x x x"
             }
         }
     }
 
     fn rule(self, opt: Opt) -> char {
-        self.rules()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .nth(opt as usize)
-            .unwrap_or('x')
+        rule_at(self.rules(), opt as usize)
+    }
+}
+
+/// Column `index` of a row of rules (blanks only group the columns); `x`
+/// past its end.
+fn rule_at(row: &str, index: usize) -> char {
+    row.chars()
+        .filter(|c| !c.is_whitespace())
+        .nth(index)
+        .unwrap_or('x')
+}
+
+/// `--tun-type`: ipvsadm's tunnel types. rvs encapsulates in IP-in-IP
+/// only; the others are checked as ipvsadm checks them, then refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TunnelType {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+impl TunnelType {
+    /// The columns of ipvsadm's `tunnel_types_v_options`.
+    const OPTIONS: [Opt; 4] = [
+        Opt::TunPort,
+        Opt::TunNoChecksum,
+        Opt::TunChecksum,
+        Opt::TunRemoteChecksum,
+    ];
+
+    fn parse(text: &str) -> Option<TunnelType> {
+        [TunnelType::Ipip, TunnelType::Gue, TunnelType::Gre]
+            .into_iter()
+            .find(|tunnel| tunnel.name() == text)
+    }
+
+    /// ipvsadm's `tunnames`.
+    fn name(self) -> &'static str {
+        match self {
+            TunnelType::Ipip => "ipip",
+            TunnelType::Gue => "gue",
+            TunnelType::Gre => "gre",
+        }
+    }
+
+    /// The type's row of [`TunnelType::OPTIONS`] rules, as [`Cmd::rules`].
+    fn rule(self, opt: Opt) -> char {
+        let row = match self {
+            TunnelType::Ipip => "x x x x",
+            TunnelType::Gue => "+ 1 1 1",
+            TunnelType::Gre => "x 1 1 x",
+        };
+        TunnelType::OPTIONS
+            .iter()
+            .position(|column| *column == opt)
+            .map_or('x', |index| rule_at(row, index))
+    }
+
+    /// What rvs lacks to tunnel this way, if anything.
+    fn unsupported(self) -> Option<&'static str> {
+        match self {
+            TunnelType::Ipip => None,
+            TunnelType::Gue => Some("a GUE tunnel"),
+            TunnelType::Gre => Some("a GRE tunnel"),
+        }
     }
 }
 
 /// Options that `set_option` tracks, in the order of ipvsadm's columns
-/// (ipvsadm's sync-daemon and one-packet columns left out).
+/// (ipvsadm's sync-daemon columns and `-6`'s, which no check reads, left
+/// out; `json` and `workers` are rvs's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
     Numeric,
@@ -368,16 +436,22 @@ enum Opt {
     PersistentConn,
     NoSort,
     Exact,
+    Ops,
+    Pe,
     SchedFlags,
     TunInfo,
     TunType,
+    TunPort,
+    TunNoChecksum,
+    TunChecksum,
+    TunRemoteChecksum,
     Json,
     Workers,
     Health,
 }
 
 impl Opt {
-    const ALL: [Opt; 24] = [
+    const ALL: [Opt; 30] = [
         Opt::Numeric,
         Opt::Connection,
         Opt::Service,
@@ -396,9 +470,15 @@ impl Opt {
         Opt::PersistentConn,
         Opt::NoSort,
         Opt::Exact,
+        Opt::Ops,
+        Opt::Pe,
         Opt::SchedFlags,
         Opt::TunInfo,
         Opt::TunType,
+        Opt::TunPort,
+        Opt::TunNoChecksum,
+        Opt::TunChecksum,
+        Opt::TunRemoteChecksum,
         Opt::Json,
         Opt::Workers,
         Opt::Health,
@@ -425,9 +505,15 @@ impl Opt {
             Opt::PersistentConn => "persistent-conn",
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
+            Opt::Ops => "ops",
+            Opt::Pe => "pe",
             Opt::SchedFlags => "sched-flags",
             Opt::TunInfo => "tun-info",
             Opt::TunType => "tun-type",
+            Opt::TunPort => "tun-port",
+            Opt::TunNoChecksum => "tun-nocsum",
+            Opt::TunChecksum => "tun-csum",
+            Opt::TunRemoteChecksum => "tun-remcsum",
             Opt::Json => "json",
             Opt::Workers => "workers",
             Opt::Health => "health",
@@ -462,6 +548,16 @@ enum Action {
     LThreshold,
     SchedFlags,
     TunType,
+    TunPort,
+    /// `-f`: checked as ipvsadm checks it, then refused (see
+    /// [`State::defer`]).
+    Fwmark,
+    /// `--sctp-service`: likewise.
+    SctpService,
+    /// `-o`: likewise.
+    Ops,
+    /// `--pe`: likewise.
+    Pe,
     /// `--sort`: sorting is the default; accepted for compatibility.
     Sort,
     /// `-6`: only meaningful with fwmark services.
@@ -470,7 +566,8 @@ enum Action {
     Socket,
     /// rvs's `--import-keepalived FILE`, a command of its own.
     ImportKeepalived,
-    /// An ipvsadm option rvs does not implement yet: what to call it.
+    /// An option of ipvsadm's connection sync daemon, which rvs does not
+    /// have: refused at once, naming it.
     Unsupported(&'static str),
 }
 
@@ -516,8 +613,8 @@ const SPECS: &[Spec] = &[
     spec("stop-daemon", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
     spec("tcp-service", Some('t'), Arg::Required, Action::Service(Protocol::Tcp)),
     spec("udp-service", Some('u'), Arg::Required, Action::Service(Protocol::Udp)),
-    spec("sctp-service", None, Arg::Required, Action::Unsupported("SCTP service")),
-    spec("fwmark-service", Some('f'), Arg::Required, Action::Unsupported("fwmark service")),
+    spec("sctp-service", None, Arg::Required, Action::SctpService),
+    spec("fwmark-service", Some('f'), Arg::Required, Action::Fwmark),
     spec("scheduler", Some('s'), Arg::Required, Action::Scheduler),
     spec("persistent", Some('p'), Arg::Optional, Action::Persistent),
     spec("netmask", Some('M'), Arg::Required, Action::Netmask),
@@ -543,8 +640,8 @@ const SPECS: &[Spec] = &[
     spec("sort", None, Arg::None, Action::Sort),
     spec("exact", Some('X'), Arg::None, Action::Flag(Opt::Exact)),
     spec("ipv6", Some('6'), Arg::None, Action::Ipv6),
-    spec("ops", Some('o'), Arg::None, Action::Unsupported("one-packet scheduling")),
-    spec("pe", None, Arg::Required, Action::Unsupported("a persistence engine")),
+    spec("ops", Some('o'), Arg::None, Action::Ops),
+    spec("pe", None, Arg::Required, Action::Pe),
     spec("sched-flags", Some('b'), Arg::Required, Action::SchedFlags),
     spec("mcast-group", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
     spec("mcast-port", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
@@ -552,10 +649,10 @@ const SPECS: &[Spec] = &[
     spec("sync-maxlen", None, Arg::Required, Action::Unsupported(SYNC_DAEMON)),
     spec("tun-info", None, Arg::None, Action::Flag(Opt::TunInfo)),
     spec("tun-type", None, Arg::Required, Action::TunType),
-    spec("tun-port", None, Arg::Required, Action::Unsupported(GUE)),
-    spec("tun-nocsum", None, Arg::None, Action::Unsupported(GUE)),
-    spec("tun-csum", None, Arg::None, Action::Unsupported(GUE)),
-    spec("tun-remcsum", None, Arg::None, Action::Unsupported(GUE)),
+    spec("tun-port", None, Arg::Required, Action::TunPort),
+    spec("tun-nocsum", None, Arg::None, Action::Flag(Opt::TunNoChecksum)),
+    spec("tun-csum", None, Arg::None, Action::Flag(Opt::TunChecksum)),
+    spec("tun-remcsum", None, Arg::None, Action::Flag(Opt::TunRemoteChecksum)),
     spec("json", None, Arg::None, Action::Flag(Opt::Json)),
     spec("workers", None, Arg::None, Action::Flag(Opt::Workers)),
     spec("health", None, Arg::None, Action::Flag(Opt::Health)),
@@ -564,7 +661,6 @@ const SPECS: &[Spec] = &[
 ];
 
 const SYNC_DAEMON: &str = "the connection sync daemon";
-const GUE: &str = "a GUE tunnel";
 
 // ---------------------------------------------------------------------------
 // Splitting the words into options, popt's way.
@@ -761,12 +857,31 @@ struct State {
     upper_threshold: Option<u32>,
     lower_threshold: Option<u32>,
     sched_flags: Option<String>,
+    tunnel_type: Option<TunnelType>,
+    /// `-f` named the service.
+    fwmark: bool,
+    /// `-6` after `-f`: the fwmark service is IPv6 (`-M` a prefix length).
+    ipv6_fwmark: bool,
+    /// The first refusal of something ipvsadm accepts but rvs cannot do
+    /// (see [`State::defer`]).
+    deferred: Option<Failure>,
     socket: Option<PathBuf>,
 }
 
 impl State {
     fn has(&self, opt: Opt) -> bool {
         self.options.contains(&opt)
+    }
+
+    /// Keeps `failure` (the first one) for after ipvsadm's own checks: a
+    /// command line that ipvsadm refuses gets ipvsadm's complaint, one
+    /// that it accepts gets rvs's reason for refusing it.
+    fn defer(&mut self, failure: Failure) {
+        self.deferred.get_or_insert(failure);
+    }
+
+    fn deferred(&self) -> Result<(), Failure> {
+        self.deferred.clone().map_or(Ok(()), Err)
     }
 
     /// ipvsadm's `set_option`: each option at most once.
@@ -798,7 +913,43 @@ impl State {
                 return Err(Failure::unsupported(&format!("{spelling} ({what})")));
             }
             Action::Sort => {}
+            Action::Ipv6 if self.fwmark => self.ipv6_fwmark = true,
             Action::Ipv6 => return Err(Failure::fail("-6 used before -f\n")),
+            Action::Fwmark => {
+                self.set(Opt::Service)?;
+                number(
+                    &text,
+                    1,
+                    u32::MAX,
+                    &format!("invalid fwmark value `{text}' specified"),
+                )?;
+                self.fwmark = true;
+                // Marks are set by netfilter, which rvsd's packets never
+                // pass through.
+                self.defer(Failure::unsupported(&format!(
+                    "{spelling} (fwmark service)"
+                )));
+            }
+            Action::SctpService => {
+                self.set(Opt::Service)?;
+                self.service =
+                    Some(parse_endpoint(&text, None, parser.names).ok_or_else(|| {
+                        Failure::fail("illegal virtual server address[:port] specified")
+                    })?);
+                self.defer(Failure::unsupported(&format!("{spelling} (SCTP service)")));
+            }
+            Action::Ops => {
+                self.set(Opt::Ops)?;
+                self.defer(Failure::unsupported(&format!(
+                    "{spelling} (one-packet scheduling)"
+                )));
+            }
+            Action::Pe => {
+                self.set(Opt::Pe)?;
+                self.defer(Failure::unsupported(&format!(
+                    "{spelling} (a persistence engine)"
+                )));
+            }
             Action::Socket => self.socket = Some(PathBuf::from(text)),
             Action::Flag(opt) => self.set(opt)?,
             Action::Service(protocol) => {
@@ -838,7 +989,15 @@ impl State {
             }
             Action::Weight => {
                 self.set(Opt::Weight)?;
-                self.weight = Some(number(&text, 0, MAX_WEIGHT, "illegal weight specified")?);
+                let weight = number(&text, 0, i32::MAX as u32, "illegal weight specified")?;
+                // wrr steps through every weight down from the largest, so
+                // rvs keeps them small.
+                if weight > MAX_WEIGHT {
+                    self.defer(Failure::fail(format!(
+                        "weight {weight} is above rvs's maximum of {MAX_WEIGHT}"
+                    )));
+                }
+                self.weight = Some(weight);
             }
             Action::UThreshold => {
                 self.set(Opt::UThreshold)?;
@@ -864,13 +1023,14 @@ impl State {
             }
             Action::TunType => {
                 self.set(Opt::TunType)?;
-                match text.as_str() {
-                    "ipip" => {}
-                    "gue" => {
-                        return Err(Failure::unsupported(&format!("--tun-type gue ({GUE})")));
-                    }
-                    _ => return Err(Failure::fail("illegal tunnel type specified")),
-                }
+                self.tunnel_type = Some(
+                    TunnelType::parse(&text)
+                        .ok_or_else(|| Failure::fail("illegal tunnel type specified"))?,
+                );
+            }
+            Action::TunPort => {
+                self.set(Opt::TunPort)?;
+                number(&text, 1, u16::MAX.into(), "illegal tunnel port specified")?;
             }
         }
         Ok(())
@@ -879,13 +1039,14 @@ impl State {
     /// `-M`: a dotted mask for IPv4 services, a prefix length for IPv6
     /// ones; the family is the service's as known so far, as in ipvsadm.
     fn parse_netmask(&self, text: &str, names: &Names) -> Result<u8, Failure> {
-        let ipv6 = matches!(
-            self.service,
-            Some(Endpoint {
-                ip: IpAddr::V6(_),
-                ..
-            })
-        );
+        let ipv6 = self.ipv6_fwmark
+            || matches!(
+                self.service,
+                Some(Endpoint {
+                    ip: IpAddr::V6(_),
+                    ..
+                })
+            );
         if ipv6 {
             return match leading_number(text) {
                 Some(prefix @ 1..=128) => Ok(prefix as u8),
@@ -943,15 +1104,31 @@ impl State {
 
     /// ipvsadm's `generic_opt_check`.
     fn check_options(&self, cmd: Cmd) -> Result<(), Failure> {
+        self.check_rules(
+            &Opt::ALL,
+            |opt| cmd.rule(opt),
+            &format!("'{}' command", cmd.name()),
+        )
+    }
+
+    /// Whether each of `columns` is given as its `rule` wants it (`+`
+    /// required, `x` illegal, `1` at most one of the `1`s), complaining in
+    /// ipvsadm's words about the first that is not; `context` names the
+    /// command or tunnel type whose rules they are.
+    fn check_rules(
+        &self,
+        columns: &[Opt],
+        rule: impl Fn(Opt) -> char,
+        context: &str,
+    ) -> Result<(), Failure> {
         let mut exclusive: Option<Opt> = None;
-        for opt in Opt::ALL {
-            let rule = cmd.rule(opt);
+        for &opt in columns {
+            let rule = rule(opt);
             if !self.has(opt) {
                 if rule == '+' {
                     return Err(Failure::fail(format!(
-                        "You need to supply the '{}' option for the '{}' command",
-                        opt.name(),
-                        cmd.name()
+                        "You need to supply the '{}' option for the {context}",
+                        opt.name()
                     )));
                 }
                 continue;
@@ -959,22 +1136,36 @@ impl State {
             match (rule, exclusive) {
                 ('x', _) => {
                     return Err(Failure::fail(format!(
-                        "Illegal '{}' option with the '{}' command",
-                        opt.name(),
-                        cmd.name()
+                        "Illegal '{}' option with the {context}",
+                        opt.name()
                     )));
                 }
                 ('1', Some(first)) => {
                     return Err(Failure::fail(format!(
-                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        "The option '{}' conflicts with the '{}' option in the {context}",
                         opt.name(),
-                        first.name(),
-                        cmd.name()
+                        first.name()
                     )));
                 }
                 ('1', None) => exclusive = Some(opt),
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// ipvsadm's checks of a service to add or edit, after the table's.
+    fn check_service(&self) -> Result<(), Failure> {
+        let port = self.service.and_then(|service| service.port).unwrap_or(0);
+        if !self.fwmark && port == 0 && self.persistent_timeout.is_none() {
+            return Err(Failure::fail(
+                "Zero port specified for non-persistent service",
+            ));
+        }
+        if self.has(Opt::Ops) && !self.fwmark && self.protocol != Some(Protocol::Udp) {
+            return Err(Failure::fail(
+                "One-Packet Scheduling is only for UDP virtual services",
+            ));
         }
         Ok(())
     }
@@ -986,7 +1177,15 @@ impl State {
         flag_bits: &[u8],
         timeouts: Timeouts,
     ) -> Result<Command, Failure> {
-        Ok(match cmd {
+        if matches!(cmd, Cmd::Add | Cmd::Edit) {
+            self.check_service()?;
+        }
+        // A fwmark or SCTP service has no protocol of rvs's: nothing more
+        // can be built for it, so its deferred refusal comes now.
+        if self.has(Opt::Service) && self.protocol.is_none() {
+            self.deferred()?;
+        }
+        let command = match cmd {
             Cmd::Add => Command::AddService(self.service_spec(scheduler_name, flag_bits)?),
             Cmd::Edit => Command::EditService(self.service_spec(scheduler_name, flag_bits)?),
             Cmd::Delete => Command::DeleteService(self.service_key()?),
@@ -1012,7 +1211,9 @@ impl State {
                 Some(_) => Some(self.service_key()?),
                 None => None,
             }),
-        })
+        };
+        self.deferred()?;
+        Ok(command)
     }
 
     fn list_command(&self) -> Result<Command, Failure> {
@@ -1081,11 +1282,6 @@ impl State {
 
     fn service_spec(&self, scheduler_name: &str, flag_bits: &[u8]) -> Result<ServiceSpec, Failure> {
         let key = self.service_key()?;
-        if key.address.port() == 0 && self.persistent_timeout.is_none() {
-            return Err(Failure::fail(
-                "Zero port specified for non-persistent service",
-            ));
-        }
         // The kernel's refusal of an unknown scheduler, as libipvs words it.
         let scheduler: SchedulerName = scheduler_name.parse().map_err(|_| Failure {
             message: "Scheduler or persistence engine not found".to_owned(),
@@ -1125,8 +1321,28 @@ impl State {
                 "Different address family is allowed only for tunneling servers",
             ));
         }
-        if self.has(Opt::TunType) && forward != ForwardMethod::Tunnel {
+        if TunnelType::OPTIONS
+            .iter()
+            .chain([&Opt::TunType])
+            .any(|opt| self.has(*opt))
+            && forward != ForwardMethod::Tunnel
+        {
             return Err(Failure::fail("Tunnel options conflict with forward method"));
+        }
+        if forward == ForwardMethod::Tunnel {
+            // ipvsadm's `tunnel_opt_check`.
+            let tunnel = self.tunnel_type.unwrap_or(TunnelType::Ipip);
+            self.check_rules(
+                &TunnelType::OPTIONS,
+                |opt| tunnel.rule(opt),
+                &format!("'{}' tunnel type", tunnel.name()),
+            )?;
+            if let Some(encapsulation) = tunnel.unsupported() {
+                return Err(Failure::unsupported(&format!(
+                    "--tun-type {} ({encapsulation})",
+                    tunnel.name()
+                )));
+            }
         }
         Ok(RealServerChange {
             service,
@@ -1918,7 +2134,7 @@ mod tests {
                 2,
             ),
             (
-                "-a -t 198.18.0.10:80 -r 198.18.1.11 -w 65536",
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -w 2147483648",
                 "illegal weight specified",
                 2,
             ),
@@ -1980,13 +2196,7 @@ mod tests {
                 "Scheduler or persistence engine not found",
                 255,
             ),
-            // ipvsadm options rvs does not implement yet.
-            ("-A -f 1", "-f (fwmark service) is not supported yet", 2),
-            (
-                "-A --sctp-service 198.18.0.10:80",
-                "--sctp-service (SCTP service) is not supported yet",
-                2,
-            ),
+            // The connection sync daemon's options, refused at once.
             (
                 "--start-daemon master",
                 "--start-daemon (the connection sync daemon) is not supported yet",
@@ -1997,30 +2207,167 @@ mod tests {
                 "--daemon (the connection sync daemon) is not supported yet",
                 2,
             ),
-            (
-                "-A -t 198.18.0.10:80 -o",
-                "-o (one-packet scheduling) is not supported yet",
-                2,
-            ),
-            (
-                "-A -t 198.18.0.10:80 --pe sip",
-                "--pe (a persistence engine) is not supported yet",
-                2,
-            ),
-            (
-                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gue",
-                "--tun-type gue (a GUE tunnel) is not supported yet",
-                2,
-            ),
-            (
-                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-port 6080",
-                "--tun-port (a GUE tunnel) is not supported yet",
-                2,
-            ),
         ];
         for (line, message, exit_code) in cases {
             refused(line, message, *exit_code);
         }
+    }
+
+    /// Options of what rvs lacks (fwmark and SCTP services, one-packet
+    /// scheduling, persistence engines, GUE and GRE tunnels, weights above
+    /// 65535) go through all of ipvsadm's checks, so that a line ipvsadm
+    /// refuses gets its words (printed by the real ipvsadm 1.31); only a
+    /// line it accepts gets rvs's refusal.
+    #[test]
+    fn what_rvs_lacks_is_refused_after_ipvsadm_checks() {
+        let cases: &[(&str, &str)] = &[
+            // ipvsadm refuses these.
+            ("-A -f 0 -s rr", "invalid fwmark value `0' specified"),
+            ("-A -f x", "invalid fwmark value `x' specified"),
+            (
+                "-A -f 4294967296",
+                "invalid fwmark value `4294967296' specified",
+            ),
+            (
+                "-A -f 1 -t 198.18.0.10:80",
+                "multiple 'service-address' options specified",
+            ),
+            (
+                "-A -t 198.18.0.10:80 -f 1",
+                "multiple 'service-address' options specified",
+            ),
+            (
+                "-A -f 1 -6 -p -M 255.255.255.0",
+                "illegal ipv6 netmask specified",
+            ),
+            ("-A -t 198.18.0.10:80 -6", "-6 used before -f\n"),
+            (
+                "-A --sctp-service 198.18.0.10:foo",
+                "illegal virtual server address[:port] specified",
+            ),
+            (
+                "-A --sctp-service 198.18.0.10:80 -o",
+                "One-Packet Scheduling is only for UDP virtual services",
+            ),
+            (
+                "-E -t 198.18.0.10:80 -o",
+                "One-Packet Scheduling is only for UDP virtual services",
+            ),
+            ("-A -f 1 -o -o", "multiple 'ops' options specified"),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -o",
+                "Illegal 'ops' option with the 'add-server' command",
+            ),
+            (
+                "-A -t 198.18.0.10:80 --pe sip --pe sip",
+                "multiple 'pe' options specified",
+            ),
+            ("-L --pe sip", "Illegal 'pe' option with the 'list' command"),
+            (
+                "-A -t 198.18.0.10:80 --tun-port 5",
+                "Illegal 'tun-port' option with the 'add-service' command",
+            ),
+            (
+                "-L --tun-csum",
+                "Illegal 'tun-csum' option with the 'list' command",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -m --tun-port 6080",
+                "Tunnel options conflict with forward method",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 --tun-csum",
+                "Tunnel options conflict with forward method",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-port 6080",
+                "Illegal 'tun-port' option with the 'ipip' tunnel type",
+            ),
+            (
+                "-e -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type ipip --tun-nocsum",
+                "Illegal 'tun-nocsum' option with the 'ipip' tunnel type",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gue",
+                "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gue --tun-port 0",
+                "illegal tunnel port specified",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-port 65536 --tun-type foo",
+                "illegal tunnel port specified",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gue --tun-port 6080 --tun-csum --tun-nocsum",
+                "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gre --tun-remcsum",
+                "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-csum --tun-csum",
+                "multiple 'tun-csum' options specified",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -w 70000 -m -g",
+                "multiple 'forwarding-method' options specified",
+            ),
+            // ipvsadm accepts these; rvs does not.
+            ("-A -f 1 -s rr", "-f (fwmark service) is not supported yet"),
+            (
+                "-A -f 1 -6 -p -M 64",
+                "-f (fwmark service) is not supported yet",
+            ),
+            (
+                "-D --fwmark-service 7",
+                "--fwmark-service (fwmark service) is not supported yet",
+            ),
+            ("-L -n -f 1", "-f (fwmark service) is not supported yet"),
+            (
+                "-a -f 1 -r 198.18.1.11 -m",
+                "-f (fwmark service) is not supported yet",
+            ),
+            ("-A -f 1 -o", "-f (fwmark service) is not supported yet"),
+            (
+                "-A --sctp-service 198.18.0.10:80",
+                "--sctp-service (SCTP service) is not supported yet",
+            ),
+            (
+                "-A -u 198.18.0.10:53 -o -s rr",
+                "-o (one-packet scheduling) is not supported yet",
+            ),
+            (
+                "-A -t 198.18.0.10:80 --pe sip",
+                "--pe (a persistence engine) is not supported yet",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gue --tun-port 6080 --tun-csum",
+                "--tun-type gue (a GUE tunnel) is not supported yet",
+            ),
+            (
+                "-e -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type gre --tun-csum",
+                "--tun-type gre (a GRE tunnel) is not supported yet",
+            ),
+            (
+                "-a -t 198.18.0.10:80 -r 198.18.1.11 -w 65536",
+                "weight 65536 is above rvs's maximum of 65535",
+            ),
+            (
+                "-e -t 198.18.0.10:80 -r 198.18.1.11 -m -w 2147483647",
+                "weight 2147483647 is above rvs's maximum of 65535",
+            ),
+        ];
+        for (line, message) in cases {
+            refused(line, message, 2);
+        }
+        // What ipvsadm accepts of the same options, rvs does too.
+        assert!(matches!(
+            command("-a -t 198.18.0.10:80 -r 198.18.1.11 -i --tun-type ipip -w 65535"),
+            Command::AddServer(change) if change.real_server.weight == 65535
+        ));
     }
 
     #[test]

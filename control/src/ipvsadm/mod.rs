@@ -18,9 +18,12 @@
 //! failure, naming its line; `-c` lists connections worker by worker, then
 //! the persistence templates (ipvsadm shows the kernel's hash order), and
 //! shows FULLNAT's LIP:lport only with `--json` (ipvsadm has no column for
-//! it); options of features rvs lacks (fwmark and SCTP services, the sync
-//! daemon, one-packet scheduling, persistence engines, GUE tunnels) are
-//! refused as "not supported yet".
+//! it); weights go up to 65535, not 2^31 - 1; options of features rvs
+//! lacks (fwmark and SCTP services, one-packet scheduling, persistence
+//! engines, GUE and GRE tunnels) are refused as "not supported yet" once
+//! they have passed every check of ipvsadm's, so that a command line
+//! ipvsadm refuses gets ipvsadm's own complaint; the connection sync
+//! daemon's options are refused at once.
 //!
 //! rvs's own options add to ipvsadm's without changing its output:
 //! `--json`, `--socket`, `--reload`, `--workers`, `--import-keepalived`,
