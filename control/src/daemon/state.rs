@@ -355,7 +355,6 @@ impl Control {
                         "Too many services for the dataplane's slots",
                     )
                 })?;
-                self.service_baseline[slot as usize] = TrafficTotals::default();
                 self.services.push(ServiceEntry {
                     spec: spec.clone(),
                     slot,
@@ -405,7 +404,6 @@ impl Control {
                         "Too many real servers for the dataplane's slots",
                     )
                 })?;
-                self.real_server_baseline[slot as usize] = TrafficTotals::default();
                 let health = self.services[index]
                     .health_check
                     .is_some()
@@ -594,7 +592,9 @@ impl Control {
     }
 
     /// Gives drained slots back (see the module docs); `adopted` is the
-    /// oldest generation any worker still runs.
+    /// oldest generation any worker still runs. A slot given back keeps
+    /// the workers' totals of its last owner: they become its baseline,
+    /// so that its next owner counts from zero.
     pub fn reclaim_slots(&mut self, adopted: u64, workers: &[&WorkerCounters]) {
         let rs_in_use = |slot: u32| {
             workers.iter().any(|w| {
@@ -602,9 +602,13 @@ impl Control {
                 rs.active.load(Ordering::Relaxed) != 0 || rs.inactive.load(Ordering::Relaxed) != 0
             })
         };
-        self.real_server_slots.reclaim(adopted, rs_in_use);
+        for slot in self.real_server_slots.reclaim(adopted, rs_in_use) {
+            self.real_server_baseline[slot as usize] = real_server_totals(workers, slot);
+        }
         let service_in_use = |slot: u32| workers.iter().any(|w| w.service_connections(slot) != 0);
-        self.service_slots.reclaim(adopted, service_in_use);
+        for slot in self.service_slots.reclaim(adopted, service_in_use) {
+            self.service_baseline[slot as usize] = service_totals(workers, slot);
+        }
     }
 
     /// Sets the baseline of the service's counters (or of every service)
@@ -624,13 +628,11 @@ impl Control {
         let mut real_servers = Vec::new();
         for index in indices {
             let entry = &self.services[index];
-            let totals = service_totals(workers, entry.slot);
-            self.service_baseline[entry.slot as usize] = totals;
-            services.push((entry.slot, totals));
+            self.service_baseline[entry.slot as usize] = service_totals(workers, entry.slot);
+            services.push(entry.slot);
             for rs in &entry.real_servers {
-                let totals = real_server_totals(workers, rs.slot);
-                self.real_server_baseline[rs.slot as usize] = totals;
-                real_servers.push((rs.slot, totals));
+                self.real_server_baseline[rs.slot as usize] = real_server_totals(workers, rs.slot);
+                real_servers.push(rs.slot);
             }
         }
         rates.zero(&services, &real_servers);
@@ -757,8 +759,9 @@ impl Control {
         TemplateTargets { by_slots }
     }
 
-    /// Totals of every service and real server slot in use (since the
-    /// slot was given out), for the rate estimator.
+    /// What every service and real server in use counted since its
+    /// baseline (the counters of `rvsadm -L --stats`), for the rate
+    /// estimator.
     #[allow(clippy::type_complexity)]
     pub fn totals_by_slot(
         &self,
@@ -767,13 +770,25 @@ impl Control {
         let services = self
             .services
             .iter()
-            .map(|s| (s.slot, service_totals(workers, s.slot)))
+            .map(|s| {
+                let totals = service_totals(workers, s.slot);
+                (
+                    s.slot,
+                    since(totals, self.service_baseline[s.slot as usize]),
+                )
+            })
             .collect();
         let real_servers = self
             .services
             .iter()
             .flat_map(|s| &s.real_servers)
-            .map(|rs| (rs.slot, real_server_totals(workers, rs.slot)))
+            .map(|rs| {
+                let totals = real_server_totals(workers, rs.slot);
+                (
+                    rs.slot,
+                    since(totals, self.real_server_baseline[rs.slot as usize]),
+                )
+            })
             .collect();
         (services, real_servers)
     }
@@ -998,14 +1013,32 @@ fn real_server_health(
     }
 }
 
-/// Totals since the baseline, as the model's [`Stats`].
-fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
-    Stats {
+/// What was counted since the baseline.
+fn since(now: TrafficTotals, baseline: TrafficTotals) -> TrafficTotals {
+    TrafficTotals {
         conns: now.conns.wrapping_sub(baseline.conns),
         in_packets: now.in_packets.wrapping_sub(baseline.in_packets),
         out_packets: now.out_packets.wrapping_sub(baseline.out_packets),
         in_bytes: now.in_bytes.wrapping_sub(baseline.in_bytes),
         out_bytes: now.out_bytes.wrapping_sub(baseline.out_bytes),
+    }
+}
+
+/// Totals since the baseline, as the model's [`Stats`].
+fn stats(now: TrafficTotals, baseline: TrafficTotals) -> Stats {
+    let TrafficTotals {
+        conns,
+        in_packets,
+        out_packets,
+        in_bytes,
+        out_bytes,
+    } = since(now, baseline);
+    Stats {
+        conns,
+        in_packets,
+        out_packets,
+        in_bytes,
+        out_bytes,
     }
 }
 
@@ -1322,13 +1355,7 @@ forward = "fullnat"
         };
         let removed = slot_of(&mut control, 11).unwrap();
         bump(&worker.real_server(removed).active, 1);
-        control
-            .apply(&Change::DeleteRealServer(RealServerRef {
-                service: key(80),
-                address: real(11, 1).address,
-            }))
-            .unwrap();
-        let generation = control.snapshot().generation;
+        let generation = delete_real_11(&mut control);
         control.reclaim_slots(generation - 1, &[&worker]);
         assert!(
             add_real(&mut control, 80, 15).is_err(),
@@ -1415,18 +1442,57 @@ forward = "fullnat"
         assert!(persistent_conns(&templates, expires).is_empty(), "expired");
     }
 
-    #[test]
-    fn listings_sum_workers_and_zeroing_sets_a_baseline() {
+    /// Deletes the real server .11 of the service on port 80; returns the
+    /// generation of the first snapshot without it.
+    fn delete_real_11(control: &mut Control) -> u64 {
+        control
+            .apply(&Change::DeleteRealServer(RealServerRef {
+                service: key(80),
+                address: real(11, 1).address,
+            }))
+            .unwrap();
+        control.snapshot().generation
+    }
+
+    /// A round-robin service on port 80 with the real server .11, the
+    /// counters of `workers` workers, and the real server's slot.
+    fn one_real_server(workers: usize) -> (Control, Vec<WorkerCounters>, u32) {
         let mut control = control();
         control
             .apply(&Change::AddService(service(80, SchedulerName::Rr)))
             .unwrap();
         add_real(&mut control, 80, 11).unwrap();
-        let workers = [
-            WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize),
-            WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize),
-        ];
+        let counters = (0..workers)
+            .map(|_| WorkerCounters::new(LIMITS.services as usize, LIMITS.real_servers as usize))
+            .collect();
         let slot = control.snapshot().services[0].real_servers[0].slot;
+        (control, counters, slot)
+    }
+
+    #[test]
+    fn a_slot_given_out_again_counts_from_zero() {
+        let (mut control, workers, slot) = one_real_server(1);
+        let view: Vec<&WorkerCounters> = workers.iter().collect();
+        bump(&workers[0].real_server(slot).traffic.conns, 7);
+        let generation = delete_real_11(&mut control);
+        control.reclaim_slots(generation, &view);
+        add_real(&mut control, 80, 12).unwrap();
+        assert_eq!(
+            control.snapshot().services[0].real_servers[0].slot,
+            slot,
+            "the drained slot is given out again"
+        );
+        let listing = control
+            .status(None, &view, &Estimator::default(), &PersistentConns::new())
+            .unwrap();
+        assert_eq!(listing[0].real_servers[0].stats.conns, 0, "not the old 7");
+        let (_, real_servers) = control.totals_by_slot(&view);
+        assert_eq!(real_servers, [(slot, TrafficTotals::default())]);
+    }
+
+    #[test]
+    fn listings_sum_workers_and_zeroing_sets_a_baseline() {
+        let (mut control, workers, slot) = one_real_server(2);
         for worker in &workers {
             bump(&worker.real_server(slot).active, 2);
             bump(&worker.real_server(slot).inactive, 1);

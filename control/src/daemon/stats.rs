@@ -13,6 +13,9 @@ use crate::model::Rates;
 /// Interval between samples, as in IPVS.
 pub(super) const SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A slot's rates, and its counters at the last sample: zero at first,
+/// since the counters a slot is sampled with start at zero when it is
+/// given out, and again at `ipvsadm -Z`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Estimate {
     last: TrafficTotals,
@@ -21,15 +24,22 @@ struct Estimate {
 }
 
 impl Estimate {
-    /// No rate yet; the next interval starts at `totals`.
-    fn starting_at(totals: TrafficTotals) -> Estimate {
-        Estimate {
-            last: totals,
-            rates: [0.0; 5],
-        }
-    }
-
     fn sample(&mut self, now: TrafficTotals, seconds: f64) {
+        let last = self.last;
+        let went_back = [
+            (now.conns, last.conns),
+            (now.in_packets, last.in_packets),
+            (now.out_packets, last.out_packets),
+            (now.in_bytes, last.in_bytes),
+            (now.out_bytes, last.out_bytes),
+        ]
+        .iter()
+        .any(|(now, last)| now < last);
+        if went_back {
+            // The counters restarted from zero (the slot was zeroed, or
+            // given out again, since the last sample): so do the rates.
+            *self = Estimate::default();
+        }
         let deltas = [
             now.conns.wrapping_sub(self.last.conns),
             now.in_packets.wrapping_sub(self.last.in_packets),
@@ -77,20 +87,15 @@ impl Estimator {
         update(&mut self.real_servers, real_servers, seconds);
     }
 
-    /// Zeroes the rates of these slots and takes their totals as the
-    /// start of the next interval, as IPVS's `ip_vs_zero_estimator` does
-    /// for `ipvsadm -Z`.
-    pub fn zero(
-        &mut self,
-        services: &[(u32, TrafficTotals)],
-        real_servers: &[(u32, TrafficTotals)],
-    ) {
+    /// Zeroes the rates of these slots, whose counters were zeroed too,
+    /// as IPVS's `ip_vs_zero_estimator` does for `ipvsadm -Z`.
+    pub fn zero(&mut self, services: &[u32], real_servers: &[u32]) {
         for (estimates, slots) in [
             (&mut self.services, services),
             (&mut self.real_servers, real_servers),
         ] {
-            for &(slot, totals) in slots {
-                estimates.insert(slot, Estimate::starting_at(totals));
+            for &slot in slots {
+                estimates.insert(slot, Estimate::default());
             }
         }
     }
@@ -113,10 +118,7 @@ impl Estimator {
 fn update(estimates: &mut HashMap<u32, Estimate>, samples: &[(u32, TrafficTotals)], seconds: f64) {
     estimates.retain(|slot, _| samples.iter().any(|(s, _)| s == slot));
     for &(slot, totals) in samples {
-        estimates
-            .entry(slot)
-            .or_insert_with(|| Estimate::starting_at(totals))
-            .sample(totals, seconds);
+        estimates.entry(slot).or_default().sample(totals, seconds);
     }
 }
 
@@ -142,7 +144,19 @@ mod tests {
     }
 
     #[test]
-    fn zeroing_restarts_the_rates_from_the_current_totals() {
+    fn traffic_before_the_first_sample_counts() {
+        // A service added and busy within one sampling interval.
+        let mut estimator = Estimator::default();
+        let busy = TrafficTotals {
+            conns: 40,
+            ..TrafficTotals::default()
+        };
+        estimator.sample(&[(1, busy)], &[], 2.0);
+        assert_eq!(estimator.service(1).cps, 5, "a quarter of 20/s");
+    }
+
+    #[test]
+    fn zeroing_restarts_the_rates_with_the_counters() {
         let mut estimator = Estimator::default();
         let mut totals = TrafficTotals::default();
         for _ in 0..10 {
@@ -151,19 +165,40 @@ mod tests {
             totals.out_bytes += 4000;
         }
         assert!(estimator.service(1).cps > 0 && estimator.real_server(2).out_bps > 0);
-        estimator.zero(&[(1, totals)], &[]);
+        // -Z: slot 1's counters start again from zero, and so do its rates.
+        estimator.zero(&[1], &[]);
         assert_eq!(estimator.service(1), Rates::default(), "zeroed");
         assert!(
             estimator.real_server(2).cps > 0,
             "another slot keeps its rates"
         );
-        // No traffic since: the next sample measures nothing.
-        estimator.sample(&[(1, totals)], &[(2, totals)], 2.0);
-        assert_eq!(estimator.service(1), Rates::default());
-        // Traffic since the zeroing counts from there.
-        totals.conns += 8;
-        estimator.sample(&[(1, totals)], &[(2, totals)], 2.0);
+        let zeroed = TrafficTotals::default();
+        estimator.sample(&[(1, zeroed)], &[(2, totals)], 2.0);
+        assert_eq!(estimator.service(1), Rates::default(), "nothing since");
+        let since = TrafficTotals { conns: 8, ..zeroed };
+        estimator.sample(&[(1, since)], &[(2, totals)], 2.0);
         assert_eq!(estimator.service(1).cps, 1, "a quarter of 4/s");
+    }
+
+    #[test]
+    fn counters_that_start_again_start_the_rates_again() {
+        // The slot was given out again between two samples: its new
+        // owner's counters are below the old owner's.
+        let mut estimator = Estimator::default();
+        let old = TrafficTotals {
+            conns: 4000,
+            in_packets: 40_000,
+            ..TrafficTotals::default()
+        };
+        estimator.sample(&[], &[(3, old)], 2.0);
+        let new = TrafficTotals {
+            conns: 8,
+            in_packets: 80,
+            ..TrafficTotals::default()
+        };
+        estimator.sample(&[], &[(3, new)], 2.0);
+        let rates = estimator.real_server(3);
+        assert_eq!((rates.cps, rates.in_pps), (1, 10), "from zero: {rates:?}");
     }
 
     #[test]
