@@ -692,6 +692,13 @@ impl Lab {
         rvsd::rvsadm(&self.socket, args)
     }
 
+    /// Runs `sh -ec script` in the lab's directory with rvsadm first on the
+    /// PATH and talking to this lab's rvsd: a tutorial's lines as they are
+    /// written, pipes and redirections included.
+    pub fn rvsadm_script(&self, script: &str) -> Output {
+        rvsd::rvsadm_script(&self.socket, self.dir.path(), script)
+    }
+
     /// Runs rvsadm and returns its stdout; panics on failure.
     pub fn rvsadm_ok(&self, args: &str) -> String {
         let output = self.rvsadm(args);

@@ -65,7 +65,7 @@ pub use host::{Netns, Process, Switch, veth};
 pub use lab::{Director, Lab, LabSpec, Mode, NatLab, Protocol, Traffic, big_file_sha256};
 pub use load::{Attempt, CurlLoop, Wrk, WrkReport, unix_millis};
 pub use plan::{Family, endpoint, url};
-pub use rvsd::{RealServerRow, RvsdOptions, real_server_rows};
+pub use rvsd::{ConnRow, RealServerRow, RvsdOptions, connection_rows, real_server_rows};
 pub use transfer::Transfer;
 
 /// Addresses of the NAT lab over IPv4 ([`NatLab`]); [`Lab`]'s methods give

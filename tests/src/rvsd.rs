@@ -149,6 +149,30 @@ pub(crate) fn rvsadm(socket: &Path, args: &str) -> Output {
         .unwrap_or_else(|error| panic!("cannot run rvsadm: {error}"))
 }
 
+/// Runs `sh -ec script` in `dir` with rvsadm first on the PATH and talking
+/// to the rvsd listening on `socket`: a tutorial's lines as they are
+/// written, pipes and redirections included.
+pub(crate) fn rvsadm_script(socket: &Path, dir: &Path, script: &str) -> Output {
+    let rvsadm = binary("rvsadm");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(
+        rvsadm
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(std::env::split_paths(&path)),
+    )
+    .unwrap_or_else(|error| panic!("cannot put rvsadm on the PATH: {error}"));
+    Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .env("RVS_SOCKET", socket)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run sh: {error}"))
+}
+
 /// [`rvsadm`] that never panics (for reports while a test fails): `None`
 /// if rvsadm cannot be run.
 pub(crate) fn try_rvsadm(socket: &Path, args: &str) -> Option<Output> {
@@ -280,6 +304,67 @@ pub fn real_server_rows(listing: &str) -> Vec<RealServerRow> {
                     .unwrap_or_else(|_| panic!("weight in {rest:?}")),
                 active: number(3, "active"),
                 inactive: number(4, "inactive"),
+            }
+        })
+        .collect()
+}
+
+/// A row of `rvsadm -Lnc`, in ipvsadm's columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnRow {
+    pub protocol: String,
+    /// The expire column (minutes:seconds) in seconds.
+    pub expires: u32,
+    pub state: String,
+    pub source: String,
+    pub virtual_address: String,
+    pub destination: String,
+}
+
+/// The rows of `rvsadm -Lnc` after ipvsadm's title, each checked to be
+/// laid out as ipvsadm's `print_conn` lays it out.
+pub fn connection_rows(listing: &str) -> Vec<ConnRow> {
+    let mut lines = listing.lines();
+    assert_eq!(lines.next(), Some("IPVS connection entries"), "{listing}");
+    assert_eq!(
+        lines.next(),
+        Some("pro expire state       source             virtual            destination"),
+        "{listing}"
+    );
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [
+                protocol,
+                expire,
+                state,
+                source,
+                virtual_address,
+                destination,
+            ] = fields[..]
+            else {
+                panic!("row {line:?}");
+            };
+            assert_eq!(
+                line,
+                format!(
+                    "{protocol:<3} {expire:<6} {state:<11} {source:<18} {virtual_address:<18} \
+                     {destination}"
+                ),
+                "ipvsadm's column widths"
+            );
+            let (minutes, seconds) = expire
+                .split_once(':')
+                .and_then(|(m, s)| Some((m.parse::<u32>().ok()?, s.parse::<u32>().ok()?)))
+                .unwrap_or_else(|| panic!("expire in {line:?}"));
+            assert!(seconds < 60, "{line:?}");
+            ConnRow {
+                protocol: protocol.to_owned(),
+                expires: minutes * 60 + seconds,
+                state: state.to_owned(),
+                source: source.to_owned(),
+                virtual_address: virtual_address.to_owned(),
+                destination: destination.to_owned(),
             }
         })
         .collect()

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use rvs_lab::{
-    CLIENT, Family, NatLab, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, Transfer, UDP_PORT, VIP,
-    real_server_rows, tally,
+    CLIENT, ConnRow, Family, NatLab, REAL_SERVER_MACS, REAL_SERVERS, RvsdOptions, Transfer,
+    UDP_PORT, VIP, connection_rows, real_server_rows, tally,
 };
 
 /// The first worker's counters, from `rvsadm -L --workers --json`.
@@ -382,67 +382,6 @@ addresses = ["198.18.0.1/24"]
             );
         }
     }
-}
-
-/// A row of `rvsadm -Lnc`, in ipvsadm's columns.
-#[derive(Debug)]
-struct ConnRow {
-    protocol: String,
-    /// The expire column (minutes:seconds) in seconds.
-    expires: u32,
-    state: String,
-    source: String,
-    virtual_address: String,
-    destination: String,
-}
-
-/// The rows of `rvsadm -Lnc` after ipvsadm's title, each checked to be
-/// laid out as ipvsadm's `print_conn` lays it out.
-fn connection_rows(listing: &str) -> Vec<ConnRow> {
-    let mut lines = listing.lines();
-    assert_eq!(lines.next(), Some("IPVS connection entries"), "{listing}");
-    assert_eq!(
-        lines.next(),
-        Some("pro expire state       source             virtual            destination"),
-        "{listing}"
-    );
-    lines
-        .map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [
-                protocol,
-                expire,
-                state,
-                source,
-                virtual_address,
-                destination,
-            ] = fields[..]
-            else {
-                panic!("row {line:?}");
-            };
-            assert_eq!(
-                line,
-                format!(
-                    "{protocol:<3} {expire:<6} {state:<11} {source:<18} {virtual_address:<18} \
-                     {destination}"
-                ),
-                "ipvsadm's column widths"
-            );
-            let (minutes, seconds) = expire
-                .split_once(':')
-                .and_then(|(m, s)| Some((m.parse::<u32>().ok()?, s.parse::<u32>().ok()?)))
-                .unwrap_or_else(|| panic!("expire in {line:?}"));
-            assert!(seconds < 60, "{line:?}");
-            ConnRow {
-                protocol: protocol.to_owned(),
-                expires: minutes * 60 + seconds,
-                state: state.to_owned(),
-                source: source.to_owned(),
-                virtual_address: virtual_address.to_owned(),
-                destination: destination.to_owned(),
-            }
-        })
-        .collect()
 }
 
 /// `rvsadm -Lnc` lists a running download as ipvsadm would, and the
