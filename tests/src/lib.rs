@@ -213,6 +213,21 @@ pub fn tally(responses: &[String]) -> (usize, usize, Vec<String>) {
     counts
 }
 
+/// A round-robin `[[services]]` table for the VIP on `port`, `protocol`
+/// `tcp` or `udp`, with both real servers masqueraded at `weight`;
+/// `service_keys` adds lines to the service's table (a `health_check`).
+pub fn nat_service_toml(protocol: &str, port: u16, weight: u32, service_keys: &str) -> String {
+    let mut text = format!(
+        "\n[[services]]\nprotocol = \"{protocol}\"\naddress = \"{VIP}:{port}\"\nscheduler = \"rr\"\n{service_keys}"
+    );
+    for rs in REAL_SERVERS {
+        text.push_str(&format!(
+            "\n[[services.real_servers]]\naddress = \"{rs}:{port}\"\nforward = \"masq\"\nweight = {weight}\n"
+        ));
+    }
+    text
+}
+
 /// The value of the sample `series` (a metric's name and labels) in the
 /// Prometheus text `text`.
 pub fn metric_sample(text: &str, series: &str) -> u64 {

@@ -10,7 +10,8 @@
 //! These tests need root; run them one at a time (`--test-threads=1`).
 
 use rvs_lab::{
-    DIP, NatLab, REAL_SERVERS, RvsdOptions, VIP, WAN_ADDRESS, Wrk, metric_sample, tally,
+    DIP, NatLab, REAL_SERVERS, RvsdOptions, VIP, WAN_ADDRESS, Wrk, metric_sample, nat_service_toml,
+    tally,
 };
 
 const METRICS_PORT: u16 = 9100;
@@ -21,13 +22,7 @@ fn event(lab: &NatLab, name: &str) -> u64 {
 
 #[test]
 fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced() {
-    let mut services =
-        format!("\n[[services]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n");
-    for rs in REAL_SERVERS {
-        services.push_str(&format!(
-            "\n[[services.real_servers]]\naddress = \"{rs}:80\"\nforward = \"masq\"\n"
-        ));
-    }
+    let mut services = nat_service_toml("tcp", 80, 1, "");
     services.push_str(&format!("\n[metrics]\nlisten = \"{DIP}:{METRICS_PORT}\"\n"));
     let lab = NatLab::start(
         "exception",

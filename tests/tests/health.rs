@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use rvs_lab::{
-    Attempt, CurlLoop, NatLab, REAL_SERVERS, RealServerRow, RvsdOptions, VIP, real_server_rows,
-    unix_millis, wait_until,
+    Attempt, CurlLoop, NatLab, REAL_SERVERS, RealServerRow, RvsdOptions, VIP, nat_service_toml,
+    real_server_rows, unix_millis, wait_until,
 };
 
 /// Every check here: once a second, a second to answer.
@@ -21,14 +21,12 @@ const TIMING: &str = "delay_loop = 1, connect_timeout = 1, retry_delay = 1";
 const PATIENCE: Duration = Duration::from_secs(15);
 
 fn health_lab(name: &str, check: &str) -> NatLab {
-    let mut services = format!(
-        "\n[[services]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\nhealth_check = {{ {check}, {TIMING} }}\n"
+    let services = nat_service_toml(
+        "tcp",
+        80,
+        1,
+        &format!("health_check = {{ {check}, {TIMING} }}\n"),
     );
-    for rs in REAL_SERVERS {
-        services.push_str(&format!(
-            "\n[[services.real_servers]]\naddress = \"{rs}:80\"\nforward = \"masq\"\nweight = 1\n"
-        ));
-    }
     NatLab::start(
         name,
         &RvsdOptions {

@@ -5,19 +5,15 @@
 //!
 //! These tests need root; run them one at a time (`--test-threads=1`).
 
-use rvs_lab::{NatLab, REAL_SERVERS, RvsdOptions, VIP, metric_sample as sample, tally};
+use rvs_lab::{
+    NatLab, REAL_SERVERS, RvsdOptions, VIP, metric_sample as sample, nat_service_toml, tally,
+};
 
 const LISTEN: &str = "127.0.0.1:9100";
 
 #[test]
 fn the_metrics_endpoint_counts_what_rvsadm_lists() {
-    let mut services =
-        format!("\n[[services]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n");
-    for rs in REAL_SERVERS {
-        services.push_str(&format!(
-            "\n[[services.real_servers]]\naddress = \"{rs}:80\"\nforward = \"masq\"\nweight = 2\n"
-        ));
-    }
+    let mut services = nat_service_toml("tcp", 80, 2, "");
     services.push_str(&format!("\n[metrics]\nlisten = \"{LISTEN}\"\n"));
     let lab = NatLab::start(
         "metrics",

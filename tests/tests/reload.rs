@@ -9,8 +9,8 @@ use std::fs;
 use std::time::Duration;
 
 use rvs_lab::{
-    Family, NatLab, REAL_SERVERS, RvsdOptions, Transfer, UDP_PORT, VIP, real_server_rows, tally,
-    wait_until,
+    Family, NatLab, RvsdOptions, Transfer, UDP_PORT, VIP, nat_service_toml, real_server_rows,
+    tally, wait_until,
 };
 
 /// Service A: TCP port 80, round robin over both real servers, with the
@@ -25,15 +25,7 @@ fn dns() -> String {
 }
 
 fn service(protocol: &str, port: u16, weight: u32) -> String {
-    let mut text = format!(
-        "\n[[services]]\nprotocol = \"{protocol}\"\naddress = \"{VIP}:{port}\"\nscheduler = \"rr\"\n"
-    );
-    for rs in REAL_SERVERS {
-        text.push_str(&format!(
-            "\n[[services.real_servers]]\naddress = \"{rs}:{port}\"\nforward = \"masq\"\nweight = {weight}\n"
-        ));
-    }
-    text
+    nat_service_toml(protocol, port, weight, "")
 }
 
 /// Rewrites the lab's configuration file: the part before the services

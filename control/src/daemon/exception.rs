@@ -68,8 +68,8 @@ pub(super) fn start(
     let mut ports = Vec::new();
     let mut twins = Vec::new();
     for &(index, port_config) in &with_twins {
-        let (twin_name, Some(interface)) = (
-            port_config.kernel_twin_name(index).unwrap_or_default(),
+        let (Some(twin_name), Some(interface)) = (
+            port_config.kernel_twin_name(index),
             &port_config.kernel_interface,
         ) else {
             continue;
