@@ -279,10 +279,53 @@ pub struct ServiceConfig {
     #[serde(default)]
     pub local_addresses: Vec<IpAddr>,
     #[serde(default)]
-    pub real_servers: Vec<RealServerSpec>,
+    pub real_servers: Vec<RealServerConfig>,
     /// `[services.health_check]`: how every real server of the service is
-    /// to be checked. Optional.
+    /// to be checked, but for those with a check of their own. Optional.
     pub health_check: Option<HealthCheckConfig>,
+}
+
+/// A `[[services.real_servers]]` entry: the real server as `rvsadm -a`
+/// would give it, and optionally a health check of its own, which
+/// replaces the service's for it (keepalived gives each `real_server` its
+/// own checkers).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RealServerTable")]
+pub struct RealServerConfig {
+    pub spec: RealServerSpec,
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// The entry as written: the spec's fields beside `health_check`, every
+/// other key refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RealServerTable {
+    address: SocketAddr,
+    #[serde(default = "RealServerSpec::default_weight")]
+    weight: u32,
+    #[serde(default)]
+    forward: ForwardMethod,
+    #[serde(default)]
+    upper_threshold: u32,
+    #[serde(default)]
+    lower_threshold: u32,
+    health_check: Option<HealthCheckConfig>,
+}
+
+impl From<RealServerTable> for RealServerConfig {
+    fn from(table: RealServerTable) -> RealServerConfig {
+        RealServerConfig {
+            spec: RealServerSpec {
+                address: table.address,
+                weight: table.weight,
+                forward: table.forward,
+                upper_threshold: table.upper_threshold,
+                lower_threshold: table.lower_threshold,
+            },
+            health_check: table.health_check,
+        }
+    }
 }
 
 /// A health check of a service's real servers, as keepalived's checkers
@@ -792,13 +835,18 @@ impl Config {
             let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
             for (j, real) in service.real_servers.iter().enumerate() {
                 let at = format!("{at}.real_servers[{j}]");
-                if let Some(first) = seen.insert(real.address, j) {
+                let address = real.spec.address;
+                if let Some(first) = seen.insert(address, j) {
                     problems.add(
                         &at,
-                        format_args!("duplicate of real_servers[{first}] ({})", real.address),
+                        format_args!("duplicate of real_servers[{first}] ({address})"),
                     );
                 }
-                problems.extend_under(&at, real_server_problems(&spec, real, &self.ports));
+                problems.extend_under(&at, real_server_problems(&spec, &real.spec, &self.ports));
+                if let Some(check) = &real.health_check {
+                    problems
+                        .extend_under(&format!("{at}.health_check"), health_check_problems(check));
+                }
             }
             if let Some(check) = &service.health_check {
                 problems.extend_under(&format!("{at}.health_check"), health_check_problems(check));
@@ -1283,7 +1331,7 @@ forward = "masq"
         let rips: Vec<SocketAddr> = service
             .real_servers
             .iter()
-            .map(|real| real.address)
+            .map(|real| real.spec.address)
             .collect();
         assert_eq!(
             rips,
@@ -1296,7 +1344,7 @@ forward = "masq"
             service
                 .real_servers
                 .iter()
-                .all(|real| real.forward == ForwardMethod::Masq)
+                .all(|real| real.spec.forward == ForwardMethod::Masq)
         );
         let ipv6 = &config.services[1];
         assert_eq!(
@@ -1306,7 +1354,7 @@ forward = "masq"
         assert!(
             ipv6.real_servers
                 .iter()
-                .all(|real| real.forward == ForwardMethod::FullNat)
+                .all(|real| real.spec.forward == ForwardMethod::FullNat)
         );
     }
 
@@ -1335,7 +1383,7 @@ forward = "masq"
         assert!(
             dr.real_servers
                 .iter()
-                .all(|real| real.forward == ForwardMethod::Route)
+                .all(|real| real.spec.forward == ForwardMethod::Route)
         );
         let check = dr.health_check.as_ref().unwrap();
         assert_eq!(
@@ -1357,7 +1405,8 @@ forward = "masq"
             fullnat
                 .real_servers
                 .iter()
-                .all(|real| real.forward == ForwardMethod::FullNat && real.address.port() == 8080)
+                .all(|real| real.spec.forward == ForwardMethod::FullNat
+                    && real.spec.address.port() == 8080)
         );
         assert_eq!(
             config.local_addresses_for(&fullnat.spec()),
@@ -1487,6 +1536,29 @@ forward = "masq"
     }
 
     #[test]
+    fn a_real_server_may_have_a_check_of_its_own() {
+        let own = |table: &str| {
+            MINIMAL.replace(
+                "forward = \"masq\"\n",
+                &format!("forward = \"masq\"\nhealth_check = {{ {table} }}\n"),
+            )
+        };
+        let config = parse(&own("kind = \"http\", path = \"/ready\"")).unwrap();
+        let real = &config.services[0].real_servers[0];
+        assert_eq!(real.spec.forward, ForwardMethod::Masq);
+        let check = real.health_check.as_ref().expect("its own check");
+        assert_eq!(
+            (check.kind, check.path.as_deref()),
+            (HealthCheckKind::Http, Some("/ready"))
+        );
+        assert!(config.services[0].health_check.is_none());
+        refused(
+            &own("kind = \"http\""),
+            "services[0].real_servers[0].health_check.path: kind = \"http\" needs the path to request, e.g. \"/\"",
+        );
+    }
+
+    #[test]
     fn defaults_are_filled_in() {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.dataplane, DataplaneConfig::default());
@@ -1502,7 +1574,7 @@ forward = "masq"
             }
         );
         assert!(config.routes.is_empty());
-        let real = config.services[0].real_servers[0];
+        let real = config.services[0].real_servers[0].spec;
         assert_eq!(
             (real.weight, real.upper_threshold, real.lower_threshold),
             (1, 0, 0)
@@ -1833,7 +1905,7 @@ forward = "masq"
         );
         let heavy = RealServerSpec {
             weight: 70000,
-            ..config.services[0].real_servers[0]
+            ..config.services[0].real_servers[0].spec
         };
         assert_eq!(
             real_server_problems(&service, &heavy, &config.ports),

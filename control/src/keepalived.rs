@@ -318,10 +318,9 @@ struct RealOut {
     spec: RealServerSpec,
     /// A remark for the TOML, e.g. a port keepalived resets.
     note: Option<String>,
-    /// Its first translatable checker, and that checker's directive.
-    check: Option<(HealthCheckConfig, Node)>,
-    /// Whether it had any checker, translatable or not.
-    had_checker: bool,
+    /// Its first translatable checker; taken by the service when every
+    /// real server of it has the same.
+    check: Option<HealthCheckConfig>,
 }
 
 /// Checker settings a virtual server or real server gives its checkers.
@@ -731,7 +730,7 @@ impl Translator<'_> {
                 }
             }
         }
-        service.health_check = self.service_check(&service.real_servers);
+        service.health_check = service_check(&mut service.real_servers);
         self.services.push(service);
     }
 
@@ -856,7 +855,6 @@ impl Translator<'_> {
             spec.address.set_port(vip.port());
         }
         let defaults = own.over(defaults);
-        let had_checker = !checkers.is_empty();
         let mut check = None;
         for checker in checkers {
             if check.is_some() {
@@ -864,8 +862,8 @@ impl Translator<'_> {
                     checker,
                     "rvs runs one health check per real server; the first one is kept",
                 );
-            } else if let Some(translated) = self.checker(checker, &spec, defaults) {
-                check = Some((translated, checker.clone()));
+            } else {
+                check = self.checker(checker, &spec, defaults);
             }
         }
         Some(RealOut {
@@ -873,7 +871,6 @@ impl Translator<'_> {
             spec,
             note,
             check,
-            had_checker,
         })
     }
 
@@ -1051,34 +1048,6 @@ impl Translator<'_> {
         }
     }
 
-    /// The service's check: the first real server's; real servers whose
-    /// check differs, or that have none, are reported.
-    fn service_check(&mut self, real_servers: &[RealOut]) -> Option<HealthCheckConfig> {
-        let (chosen, from) = real_servers.iter().find_map(|real| real.check.clone())?;
-        for real in real_servers {
-            match &real.check {
-                Some((check, _)) if *check == chosen => {}
-                Some((_, node)) => self.skip(
-                    node,
-                    format!(
-                        "differs from the check at line {}: rvs has one health check per service, and took that one",
-                        from.line
-                    ),
-                ),
-                None if !real.had_checker => self.skip(
-                    &real.header,
-                    format!(
-                        "has no checker, but rvs would check it as the service's other real servers (line {})",
-                        from.line
-                    ),
-                ),
-                // Its checker was reported already.
-                None => {}
-            }
-        }
-        Some(chosen)
-    }
-
     /// The translation as rvsd TOML.
     fn render(&self) -> String {
         let mut out = String::new();
@@ -1136,7 +1105,7 @@ impl Translator<'_> {
                 );
             }
             if let Some(check) = &service.health_check {
-                render_check(&mut out, check);
+                render_check(&mut out, "services.health_check", check);
             }
             for real in &service.real_servers {
                 let header = &real.header;
@@ -1155,14 +1124,35 @@ impl Translator<'_> {
                 if spec.lower_threshold > 0 {
                     let _ = writeln!(out, "lower_threshold = {}", spec.lower_threshold);
                 }
+                if let Some(check) = &real.check {
+                    render_check(&mut out, "services.real_servers.health_check", check);
+                }
             }
         }
         out
     }
 }
 
-fn render_check(out: &mut String, check: &HealthCheckConfig) {
-    out.push_str("\n[services.health_check]\n");
+/// The check that every real server of a service has, which the service
+/// then takes from them. Otherwise each keeps its own, and one without a
+/// checker stays unchecked, as in keepalived.
+fn service_check(real_servers: &mut [RealOut]) -> Option<HealthCheckConfig> {
+    let first = real_servers.first()?.check.clone()?;
+    if real_servers
+        .iter()
+        .any(|real| real.check.as_ref() != Some(&first))
+    {
+        return None;
+    }
+    for real in real_servers {
+        real.check = None;
+    }
+    Some(first)
+}
+
+/// `check` as the TOML table `table`.
+fn render_check(out: &mut String, table: &str, check: &HealthCheckConfig) {
+    let _ = writeln!(out, "\n[{table}]");
     let _ = writeln!(out, "kind = \"{}\"", check.kind.as_str());
     if let Some(port) = check.port {
         let _ = writeln!(out, "port = {port}");

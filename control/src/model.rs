@@ -294,7 +294,7 @@ pub const MAX_WEIGHT: u32 = 65535;
 pub struct RealServerSpec {
     /// RIP and real port.
     pub address: SocketAddr,
-    #[serde(default = "default_weight")]
+    #[serde(default = "RealServerSpec::default_weight")]
     pub weight: u32,
     #[serde(default)]
     pub forward: ForwardMethod,
@@ -306,8 +306,11 @@ pub struct RealServerSpec {
     pub lower_threshold: u32,
 }
 
-fn default_weight() -> u32 {
-    1
+impl RealServerSpec {
+    /// ipvsadm's weight when `-w` is not given.
+    pub(crate) fn default_weight() -> u32 {
+        1
+    }
 }
 
 /// Per-service or per-real-server traffic counters (ipvsadm `--stats`).

@@ -4,7 +4,8 @@
 //! connection each time. A real server whose nginx stops, or whose
 //! `/health` answers 500, leaves the rotation within the detection window
 //! (removed, or inhibited with weight 0) and comes back after `rise`
-//! successes. See `rvs_lab` for the topology.
+//! successes. The first test writes its check for the service, the
+//! second for each real server. See `rvs_lab` for the topology.
 //!
 //! These tests need root; run them one at a time (`--test-threads=1`).
 
@@ -20,13 +21,21 @@ const TIMING: &str = "delay_loop = 1, connect_timeout = 1, retry_delay = 1";
 /// Longer than any detection or recovery window of these tests.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-fn health_lab(name: &str, check: &str) -> NatLab {
-    let services = nat_service_toml(
-        "tcp",
-        80,
-        1,
-        &format!("health_check = {{ {check}, {TIMING} }}\n"),
-    );
+/// Where a lab's file writes its health check.
+enum Placement {
+    /// `[services.health_check]`, for every real server.
+    Service,
+    /// A `health_check` of its own in each `[[services.real_servers]]`.
+    EachRealServer,
+}
+
+fn health_lab(name: &str, check: &str, placement: Placement) -> NatLab {
+    let table = format!("health_check = {{ {check}, {TIMING} }}\n");
+    let services = match placement {
+        Placement::Service => nat_service_toml("tcp", 80, 1, &table),
+        Placement::EachRealServer => nat_service_toml("tcp", 80, 1, "")
+            .replace("weight = 1\n", &format!("weight = 1\n{table}")),
+    };
     NatLab::start(
         name,
         &RvsdOptions {
@@ -123,6 +132,7 @@ fn a_stopped_web_server_is_removed_and_comes_back_after_rise() {
     let mut lab = health_lab(
         "health-stop",
         "kind = \"tcp\", retry = 0, rise = 2, on_failure = \"remove\"",
+        Placement::Service,
     );
     when_listed(&lab, "both real servers up", |rows| rows.len() == 2);
     let curl = CurlLoop::start(&lab.client, lab.dir(), &format!("http://{VIP}/"));
@@ -172,6 +182,7 @@ fn a_server_answering_500_is_inhibited_until_it_is_healthy() {
     let lab = health_lab(
         "health-500",
         "kind = \"http\", path = \"/health\", status = 200, retry = 1, rise = 2, on_failure = \"inhibit\"",
+        Placement::EachRealServer,
     );
     when_listed(&lab, "both real servers up", |rows| rows.len() == 2);
     let curl = CurlLoop::start(&lab.client, lab.dir(), &format!("http://{VIP}/"));

@@ -16,17 +16,19 @@
 //! a copy of its state before applying any (see `Daemon::reload`).
 //!
 //! A service whose `health_check` table changed gets it anew: each of its
-//! real servers starts afresh, up, with a new checker. Real servers of
-//! other services keep their checkers and their health (a down real
-//! server stays down), and an edit of a down real server's weight waits,
-//! as an `rvsadm -e` does, until it is up (see `super::health`).
+//! real servers without a check of its own starts afresh, up, with a new
+//! checker; so does a real server whose own `health_check` changed. Other
+//! real servers keep their checkers and their health (a down real server
+//! stays down), and an edit of a down real server's weight waits, as an
+//! `rvsadm -e` does, until it is up (see `super::health`).
 
 use std::net::IpAddr;
 
 use crate::config::{
     Config, ControlConfig, DataplaneConfig, FieldError, HealthCheckConfig, PortConfig,
+    RealServerConfig,
 };
-use crate::model::{RealServerSpec, ServiceSpec, Timeouts};
+use crate::model::{ServiceSpec, Timeouts};
 use crate::protocol::{RealServerChange, RealServerRef};
 
 use super::state::{Change, Control, Refusal};
@@ -45,7 +47,7 @@ pub struct Desired {
 pub struct DesiredService {
     pub spec: ServiceSpec,
     /// Their weights are those they have while up.
-    pub real_servers: Vec<RealServerSpec>,
+    pub real_servers: Vec<RealServerConfig>,
     pub health_check: Option<HealthCheckConfig>,
 }
 
@@ -178,14 +180,15 @@ pub fn changes(running: &Desired, wanted: &Desired) -> Vec<Change> {
             continue;
         };
         for rs in real_servers {
+            let address = rs.spec.address;
             if !kept
                 .real_servers
                 .iter()
-                .any(|other| other.address == rs.address)
+                .any(|other| other.spec.address == address)
             {
                 changes.push(Change::DeleteRealServer(RealServerRef {
                     service: spec.key(),
-                    address: rs.address,
+                    address,
                 }));
             }
         }
@@ -215,15 +218,24 @@ pub fn changes(running: &Desired, wanted: &Desired) -> Vec<Change> {
         for rs in real_servers {
             let change = RealServerChange {
                 service: spec.key(),
-                real_server: *rs,
+                real_server: rs.spec,
             };
-            match current_real_servers
+            let old = current_real_servers
                 .iter()
-                .find(|other| other.address == rs.address)
-            {
+                .find(|other| other.spec.address == rs.spec.address);
+            match old {
                 None => changes.push(Change::AddRealServer(change)),
-                Some(old) if old != rs => changes.push(Change::EditRealServer(change)),
+                Some(old) if old.spec != rs.spec => changes.push(Change::EditRealServer(change)),
                 Some(_) => {}
+            }
+            if old.map_or(&None, |old| &old.health_check) != &rs.health_check {
+                changes.push(Change::SetRealServerHealthCheck(
+                    RealServerRef {
+                        service: spec.key(),
+                        address: rs.spec.address,
+                    },
+                    rs.health_check.clone(),
+                ));
             }
         }
     }
@@ -249,7 +261,7 @@ pub fn apply_all(control: &mut Control, changes: &[Change]) -> Result<(), Refusa
 mod tests {
     use super::*;
     use crate::config;
-    use crate::model::{ForwardMethod, Protocol, SchedulerName, ServiceKey};
+    use crate::model::{ForwardMethod, Protocol, RealServerSpec, SchedulerName, ServiceKey};
     use std::net::SocketAddr;
 
     const BASE: &str = r#"[eal]
@@ -334,7 +346,7 @@ forward = "masq"
                 Change::AddService(dns.spec()),
                 Change::AddRealServer(RealServerChange {
                     service: dns.key(),
-                    real_server: dns.real_servers[0],
+                    real_server: dns.real_servers[0].spec,
                 }),
             ]
         );
@@ -362,7 +374,7 @@ forward = "masq"
                 Change::SetHealthCheck(dns.key(), check),
                 Change::AddRealServer(RealServerChange {
                     service: dns.key(),
-                    real_server: dns.real_servers[0],
+                    real_server: dns.real_servers[0].spec,
                 }),
             ]
         );
@@ -470,7 +482,7 @@ forward = "masq"
                 .services
                 .sort_by_key(|service| service.spec.key().address.port());
             for service in &mut desired.services {
-                service.real_servers.sort_by_key(|rs| rs.address);
+                service.real_servers.sort_by_key(|rs| rs.spec.address);
             }
         }
         assert_eq!(got, wanted);

@@ -31,7 +31,7 @@ use dataplane::snapshot::{
 use dataplane::time::Duration;
 use dataplane::wire::{Ipv4Cidr, Ipv6Cidr, MacAddr};
 
-use crate::config::{self, Config, FieldError, HealthCheckConfig, PortConfig};
+use crate::config::{self, Config, FieldError, HealthCheckConfig, PortConfig, RealServerConfig};
 
 /// The MTU of a port that gives none.
 const DEFAULT_MTU: u16 = 1500;
@@ -78,8 +78,11 @@ pub enum Change {
     /// A reload's `[fullnat] local_addresses` (already validated).
     SetLocalAddresses(Vec<IpAddr>),
     /// The file's `[services.health_check]` of a service, or none: each
-    /// of its real servers starts afresh, up.
+    /// of its real servers without a check of its own starts afresh, up.
     SetHealthCheck(ServiceKey, Option<HealthCheckConfig>),
+    /// The file's `health_check` of one real server, or none (the
+    /// service's applies then): it starts afresh, up.
+    SetRealServerHealthCheck(RealServerRef, Option<HealthCheckConfig>),
     /// A health checker's report (see `super::health`).
     Health(HealthReport),
 }
@@ -145,7 +148,10 @@ struct RealServerEntry {
     /// the one it has while up.
     spec: RealServerSpec,
     slot: u32,
-    /// Its health checker's record; `None` when the service has no check.
+    /// The file's check of this real server, which replaces the
+    /// service's; `None`: the service's applies.
+    own_check: Option<HealthCheckConfig>,
+    /// Its health checker's record; `None` when no check applies.
     health: Option<HealthEntry>,
 }
 
@@ -157,14 +163,19 @@ struct HealthEntry {
 }
 
 impl RealServerEntry {
+    /// The check that applies to it: its own, else its service's.
+    fn check<'a>(&'a self, service: &'a ServiceEntry) -> Option<&'a HealthCheckConfig> {
+        self.own_check.as_ref().or(service.health_check.as_ref())
+    }
+
     /// What the dataplane uses: weight 0 while inhibited, `None` while
     /// removed by its health check.
-    fn effective(&self, check: Option<&HealthCheckConfig>) -> Option<RealServerSpec> {
+    fn effective(&self, service: &ServiceEntry) -> Option<RealServerSpec> {
         let down = self
             .health
             .as_ref()
             .is_some_and(|health| health.record.state == HealthState::Down);
-        match check.map(|check| check.on_failure) {
+        match self.check(service).map(|check| check.on_failure) {
             Some(OnFailure::Remove) if down => None,
             Some(OnFailure::Inhibit) if down => Some(RealServerSpec {
                 weight: 0,
@@ -322,11 +333,20 @@ impl Control {
                 }
             }
             for (j, real_server) in service.real_servers.iter().enumerate() {
-                let change = Change::AddRealServer(RealServerChange {
+                let mut changes = vec![Change::AddRealServer(RealServerChange {
                     service: service.key(),
-                    real_server: *real_server,
-                });
-                if let Err(refusal) = control.apply(&change) {
+                    real_server: real_server.spec,
+                })];
+                if let Some(check) = &real_server.health_check {
+                    changes.push(Change::SetRealServerHealthCheck(
+                        RealServerRef {
+                            service: service.key(),
+                            address: real_server.spec.address,
+                        },
+                        Some(check.clone()),
+                    ));
+                }
+                if let Some(refusal) = changes.iter().find_map(|c| control.apply(c).err()) {
                     problems.push(FieldError {
                         path: format!("services[{i}].real_servers[{j}]"),
                         message: refusal.message,
@@ -411,6 +431,7 @@ impl Control {
                 self.services[index].real_servers.push(RealServerEntry {
                     spec: change.real_server,
                     slot,
+                    own_check: None,
                     health,
                 });
             }
@@ -450,17 +471,27 @@ impl Control {
             }
             Change::SetHealthCheck(key, check) => {
                 let index = self.service_index(key, "No such service")?;
-                if let Some(problem) = check.iter().flat_map(config::health_check_problems).next() {
-                    return Err(Refusal::new(
-                        Status::Invalid,
-                        format!("health_check.{problem}"),
-                    ));
-                }
+                check_problems(check.as_ref())?;
                 for position in 0..self.services[index].real_servers.len() {
-                    let health = check.is_some().then(|| self.new_health());
-                    self.services[index].real_servers[position].health = health;
+                    if self.services[index].real_servers[position]
+                        .own_check
+                        .is_none()
+                    {
+                        let health = check.is_some().then(|| self.new_health());
+                        self.services[index].real_servers[position].health = health;
+                    }
                 }
                 self.services[index].health_check = check.clone();
+            }
+            Change::SetRealServerHealthCheck(reference, check) => {
+                let index = self.service_index(&reference.service, "Service not defined")?;
+                let position = self.real_server_position(index, reference.address)?;
+                check_problems(check.as_ref())?;
+                let applies = check.is_some() || self.services[index].health_check.is_some();
+                let health = applies.then(|| self.new_health());
+                let rs = &mut self.services[index].real_servers[position];
+                rs.own_check = check.clone();
+                rs.health = health;
             }
             Change::Health(report) => {
                 let index = self.service_index(&report.service, "Service not defined")?;
@@ -521,7 +552,7 @@ impl Control {
                     .real_servers
                     .iter()
                     .filter_map(|rs| {
-                        let spec = rs.effective(entry.health_check.as_ref())?;
+                        let spec = rs.effective(entry)?;
                         Some(RealServer {
                             slot: rs.slot,
                             address: spec.address.ip(),
@@ -574,7 +605,14 @@ impl Control {
                 .iter()
                 .map(|entry| super::reload::DesiredService {
                     spec: entry.spec.clone(),
-                    real_servers: entry.real_servers.iter().map(|rs| rs.spec).collect(),
+                    real_servers: entry
+                        .real_servers
+                        .iter()
+                        .map(|rs| RealServerConfig {
+                            spec: rs.spec,
+                            health_check: rs.own_check.clone(),
+                        })
+                        .collect(),
                     health_check: entry.health_check.clone(),
                 })
                 .collect(),
@@ -659,8 +697,7 @@ impl Control {
                 let mut real_servers = Vec::new();
                 let mut removed_real_servers = Vec::new();
                 for rs in &entry.real_servers {
-                    let check = entry.health_check.as_ref();
-                    let (spec, list) = match rs.effective(check) {
+                    let (spec, list) = match rs.effective(entry) {
                         Some(spec) => (spec, &mut real_servers),
                         None => (
                             RealServerSpec {
@@ -690,9 +727,12 @@ impl Control {
                             self.real_server_baseline[rs.slot as usize],
                         ),
                         rates: rates.real_server(rs.slot),
-                        health: check.zip(rs.health.as_ref()).map(|(check, health)| {
-                            real_server_health(check, &health.record, rs.spec.weight)
-                        }),
+                        health: rs
+                            .check(entry)
+                            .zip(rs.health.as_ref())
+                            .map(|(check, health)| {
+                                real_server_health(check, &health.record, rs.spec.weight)
+                            }),
                     });
                 }
                 ServiceStatus {
@@ -713,14 +753,13 @@ impl Control {
     pub fn health_targets(&self) -> Vec<Target> {
         self.services
             .iter()
-            .filter_map(|service| Some((service, service.health_check.as_ref()?)))
-            .flat_map(|(service, check)| {
+            .flat_map(|service| {
                 service.real_servers.iter().filter_map(move |rs| {
                     Some(Target {
                         service: service.spec.key(),
                         real_server: rs.spec.address,
                         epoch: rs.health.as_ref()?.epoch,
-                        check: check.clone(),
+                        check: rs.check(service)?.clone(),
                     })
                 })
             })
@@ -730,13 +769,12 @@ impl Control {
     /// A checked real server's health, as listed.
     pub fn health_of(&self, service: &ServiceKey, address: SocketAddr) -> Option<RealServerHealth> {
         let entry = &self.services[self.find_service(service)?];
-        let check = entry.health_check.as_ref()?;
         let rs = entry
             .real_servers
             .iter()
             .find(|rs| rs.spec.address == address)?;
         Some(real_server_health(
-            check,
+            rs.check(entry)?,
             &rs.health.as_ref()?.record,
             rs.spec.weight,
         ))
@@ -995,6 +1033,21 @@ fn real_server_totals(workers: &[&WorkerCounters], slot: u32) -> TrafficTotals {
         sum += w.real_server(slot).traffic.read();
         sum
     })
+}
+
+/// Refuses a check that breaks its rules, naming the field.
+fn check_problems(check: Option<&HealthCheckConfig>) -> Result<(), Refusal> {
+    match check
+        .into_iter()
+        .flat_map(config::health_check_problems)
+        .next()
+    {
+        Some(problem) => Err(Refusal::new(
+            Status::Invalid,
+            format!("health_check.{problem}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A checked real server's health as listed; `weight` is the one it has

@@ -8,7 +8,7 @@ use std::path::Path;
 use dataplane::wire::MacAddr;
 
 use super::*;
-use crate::config::{self, Config, ServiceConfig};
+use crate::config::{self, Config, RealServerConfig, ServiceConfig};
 use crate::daemon::{Control, Estimator, Limits};
 use crate::ipvsadm::format::listing;
 use crate::ipvsadm::{self, Environment, ListOptions, Names, Terminal};
@@ -137,13 +137,17 @@ fn configured(text: &str) -> (Config, Vec<String>) {
     (config, report)
 }
 
-fn real(address: &str, weight: u32, forward: ForwardMethod) -> RealServerSpec {
-    RealServerSpec {
-        address: address.parse().unwrap(),
-        weight,
-        forward,
-        upper_threshold: 0,
-        lower_threshold: 0,
+/// An unchecked real server, or one checked as its service says.
+fn real(address: &str, weight: u32, forward: ForwardMethod) -> RealServerConfig {
+    RealServerConfig {
+        spec: RealServerSpec {
+            address: address.parse().unwrap(),
+            weight,
+            forward,
+            upper_threshold: 0,
+            lower_threshold: 0,
+        },
+        health_check: None,
     }
 }
 
@@ -398,10 +402,13 @@ virtual_server 198.18.0.21 443
     );
     assert_eq!(
         fullnat.real_servers,
-        [RealServerSpec {
-            upper_threshold: 100,
-            lower_threshold: 50,
-            ..real("198.18.9.31:8443", 1, ForwardMethod::FullNat)
+        [RealServerConfig {
+            spec: RealServerSpec {
+                upper_threshold: 100,
+                lower_threshold: 50,
+                ..real("198.18.9.31:8443", 1, ForwardMethod::FullNat).spec
+            },
+            health_check: None,
         }]
     );
     let ssl = fullnat.health_check.as_ref().unwrap();
@@ -512,12 +519,6 @@ vrrp_script chk_haproxy {
                 "{f}:24: HTTP_GET: rvs runs one health check per real server; the first one is kept"
             ),
             format!(
-                "{f}:29: TCP_CHECK: differs from the check at line 21: rvs has one health check per service, and took that one"
-            ),
-            format!(
-                "{f}:33: real_server 198.18.1.13 80: has no checker, but rvs would check it as the service's other real servers (line 21)"
-            ),
-            format!(
                 "{f}:34: real_server fd00::14 80: its address family differs from the virtual server's, which rvs does not support"
             ),
             format!("{f}:35: real_server 198.18.1.13: duplicate of the real server at line 33"),
@@ -537,8 +538,21 @@ vrrp_script chk_haproxy {
     );
     let (config, _) = configured(conf);
     assert_eq!(config.services.len(), 1);
-    assert_eq!(config.services[0].real_servers.len(), 3);
-    assert_eq!(config.services[0].scheduler, SchedulerName::Wlc);
+    let service = &config.services[0];
+    assert_eq!(service.scheduler, SchedulerName::Wlc);
+    // Their checks differ, and one has none: each keeps its own, and the
+    // one without stays unchecked, as in keepalived.
+    assert_eq!(service.health_check, None);
+    let timeouts: Vec<Option<u32>> = service
+        .real_servers
+        .iter()
+        .map(|real| {
+            real.health_check
+                .as_ref()
+                .map(|check| check.connect_timeout)
+        })
+        .collect();
+    assert_eq!(timeouts, [Some(5), Some(9), None]);
 }
 
 #[test]

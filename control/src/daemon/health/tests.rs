@@ -9,7 +9,7 @@ use dataplane::wire::MacAddr;
 
 use super::machine::Failure;
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, HealthCheckKind};
 use crate::daemon::reload::{self, Desired};
 use crate::daemon::state::tests::config_with;
 use crate::daemon::{Estimator, LIMITS, Refusal};
@@ -342,6 +342,124 @@ fn reports_of_replaced_checkers_change_nothing() {
     assert_eq!(dataplane_weights(&mut control, 0), [(ip(11), 3)]);
     assert!(control.health_targets().is_empty());
     assert_eq!(control.health_of(&key(80), rip(11, 80)), None);
+}
+
+/// `service(port, check, ..)` with `own` as the health check of its
+/// first real server.
+fn with_own_check(port: u16, check: Option<&str>, real_servers: &[(u8, u32)], own: &str) -> String {
+    let first = format!("198.18.1.{}:{port}\"\n", real_servers[0].0);
+    service(port, check, real_servers).replacen(
+        &first,
+        &format!("{first}health_check = {{ {own} }}\n"),
+        1,
+    )
+}
+
+/// A real server's own check replaces its service's, for it alone: its
+/// own verdict and action, and reloads of either check restart only the
+/// checkers they concern.
+#[test]
+fn a_real_servers_own_check_replaces_the_services() {
+    let own = r#"kind = "misc", command = "true", retry = 0, on_failure = "remove""#;
+    let config = config_with(&format!(
+        "{}{}",
+        with_own_check(80, Some(INHIBIT), &[(12, 1), (11, 3)], own),
+        with_own_check(81, None, &[(13, 2), (14, 5)], own),
+    ));
+    let mut control = control_of(&config);
+    let supervisor = detached();
+    let checks: Vec<(SocketAddr, HealthCheckKind)> = control
+        .health_targets()
+        .iter()
+        .map(|target| (target.real_server, target.check.kind))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (rip(12, 80), HealthCheckKind::Misc),
+            (rip(11, 80), HealthCheckKind::Tcp),
+            (rip(13, 81), HealthCheckKind::Misc),
+        ],
+        "198.18.1.14 has no check of its own and its service none"
+    );
+
+    // Down, .12 is removed as its own check says, not inhibited as the
+    // service's would.
+    let twelve = target(&control, rip(12, 80));
+    let mut machine = Machine::new(Timing::of(&twelve.check));
+    let report = observe(&mut machine, &twelve, refused());
+    assert!(supervisor.apply(&mut control, report));
+    assert_eq!(dataplane_weights(&mut control, 0), [(ip(11), 3)]);
+    let listed = control.health_of(&key(80), rip(12, 80)).unwrap();
+    assert_eq!(
+        (listed.record.state, listed.on_failure),
+        (HealthState::Down, OnFailure::Remove)
+    );
+
+    // A new service check restarts .11's checker only: .12 stays down.
+    let eleven = target(&control, rip(11, 80));
+    let changed = config_with(&format!(
+        "{}{}",
+        with_own_check(80, Some(REMOVE), &[(12, 1), (11, 3)], own),
+        with_own_check(81, None, &[(13, 2), (14, 5)], own),
+    ));
+    let changes = reload::changes(&control.desired(), &Desired::of(&changed));
+    assert_eq!(
+        changes,
+        [Change::SetHealthCheck(
+            key(80),
+            changed.services[0].health_check.clone()
+        )]
+    );
+    reload::apply_all(&mut control, &changes).unwrap();
+    assert_ne!(target(&control, rip(11, 80)).epoch, eleven.epoch);
+    assert_eq!(target(&control, rip(12, 80)).epoch, twelve.epoch);
+    assert_eq!(dataplane_weights(&mut control, 0), [(ip(11), 3)]);
+
+    // Without its own check, .12 takes the service's afresh, up.
+    let dropped = config_with(&format!(
+        "{}{}",
+        service(80, Some(REMOVE), &[(12, 1), (11, 3)]),
+        with_own_check(81, None, &[(13, 2), (14, 5)], own),
+    ));
+    let changes = reload::changes(&control.desired(), &Desired::of(&dropped));
+    let twelve_ref = RealServerRef {
+        service: key(80),
+        address: rip(12, 80),
+    };
+    assert_eq!(
+        changes,
+        [Change::SetRealServerHealthCheck(twelve_ref, None)]
+    );
+    reload::apply_all(&mut control, &changes).unwrap();
+    let fresh = target(&control, rip(12, 80));
+    assert_ne!(fresh.epoch, twelve.epoch);
+    assert_eq!(
+        Some(&fresh.check),
+        dropped.services[0].health_check.as_ref()
+    );
+    assert_eq!(
+        dataplane_weights(&mut control, 0),
+        [(ip(12), 1), (ip(11), 3)]
+    );
+    assert_eq!(
+        reload::changes(&control.desired(), &Desired::of(&dropped)),
+        []
+    );
+
+    // An own check on a service without one is .13's alone; dropped,
+    // .13 is unchecked.
+    control
+        .apply(&Change::SetRealServerHealthCheck(
+            RealServerRef {
+                service: key(81),
+                address: rip(13, 81),
+            },
+            None,
+        ))
+        .unwrap();
+    assert_eq!(control.health_of(&key(81), rip(13, 81)), None);
+    assert_eq!(control.health_targets().len(), 2);
 }
 
 #[test]
