@@ -54,8 +54,8 @@ impl fmt::Display for ServiceKey {
     }
 }
 
-/// Every LVS scheduler, plus Maglev hashing. rvsd refuses, with a clear
-/// error, the ones its dataplane does not implement yet.
+/// Every LVS scheduler, plus Maglev hashing; the dataplane implements
+/// each of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerName {

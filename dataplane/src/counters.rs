@@ -64,7 +64,7 @@ named_counters! {
         EthernetTruncated => "ethernet_truncated",
         /// Unicast to a MAC address that is not the port's.
         NotOurMac => "not_our_mac",
-        /// 802.1Q tagged; VLANs are not configured on this port.
+        /// 802.1Q or QinQ tagged: rvsd handles no VLANs.
         VlanUnsupported => "vlan_unsupported",
         ArpMalformed => "arp_malformed",
         Ipv4Truncated => "ipv4_truncated",

@@ -1,7 +1,7 @@
 //! Owner steering: which worker owns a connection, and what workers tell
 //! each other so that each can act alone.
 //!
-//! DESIGN.md's invariant is that every packet of a connection, in both
+//! rvs's invariant is that every packet of a connection, in both
 //! directions, is handled by the connection's owner, so connection tables
 //! need no lock. The owner follows from any packet of the connection,
 //! without a table:

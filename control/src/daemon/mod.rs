@@ -4,12 +4,15 @@
 //! Start-up checks everything it can before touching DPDK (the file, and
 //! what the dataplane supports), then initialises EAL, creates the packet
 //! pool, configures and starts every port with one queue pair per worker,
-//! publishes the first configuration snapshot and launches one worker per
-//! worker lcore. The calling thread, on EAL's main lcore, becomes the
-//! control thread: it serves the control socket (from helper threads that
-//! inherit its core), samples rates, frees retired snapshots and reclaims
-//! drained slots. SIGINT or SIGTERM stop the workers, the ports and EAL in
-//! that order. SIGHUP, like `rvsadm --reload`, rereads the file and
+//! gives each port with a `kernel_interface` its kernel twin and starts
+//! the exception path's thread (see `exception`), publishes the first
+//! configuration snapshot and launches the workers, one per worker lcore
+//! (or `[dataplane] workers` of them). The calling thread, on EAL's main
+//! lcore, becomes the control thread: it serves the control socket (from
+//! helper threads that inherit its core), samples rates, frees retired
+//! snapshots and reclaims drained slots. SIGINT or SIGTERM stop the
+//! workers, the exception path and its twins, the ports and EAL in that
+//! order. SIGHUP, like `rvsadm --reload`, rereads the file and
 //! applies what changed (see [`reload`]). With `[metrics]`, a thread of
 //! its own serves Prometheus's `/metrics` (see [`metrics`]). Real servers
 //! of services with a `health_check` are checked by threads of their own,
