@@ -346,6 +346,15 @@ pub struct HealthCheckConfig {
     pub path: Option<String>,
     /// http, https: the status code that means up; `None`: any 2xx.
     pub status: Option<u16>,
+    /// http, https: the `Host` header (keepalived's `virtualhost`), and
+    /// for https the TLS server name (SNI) when it is a DNS name; `None`:
+    /// the checked address, and no SNI.
+    pub virtualhost: Option<String>,
+    /// http, https: the MD5 of the response body, 32 hex digits as
+    /// keepalived's genhash prints them (lowercased here, so that a change
+    /// of case is no change of check); `None`: the body is not read.
+    #[serde(default, deserialize_with = "HealthCheckConfig::lowercase")]
+    pub digest: Option<String>,
     /// How long a connection (tcp, http, https) or the command (misc) may
     /// take before the check counts as failed.
     #[serde(default = "HealthCheckConfig::default_connect_timeout")]
@@ -395,6 +404,39 @@ impl HealthCheckConfig {
     }
     fn default_rise() -> u32 {
         Self::DEFAULT_RISE
+    }
+
+    fn lowercase<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        Ok(text.map(|text| text.to_ascii_lowercase()))
+    }
+
+    /// What is wrong with `virtualhost` as a `Host` header, if anything.
+    pub fn virtualhost_problem(virtualhost: &str) -> Option<String> {
+        if virtualhost.is_empty() {
+            Some("must not be empty: leave virtualhost out to send the checked address".into())
+        } else if !virtualhost.bytes().all(|byte| byte.is_ascii_graphic()) {
+            // A line end would end the header (and start another); a
+            // name beyond ASCII goes in its xn-- form.
+            Some(format!(
+                "{virtualhost:?} is not a host name: visible ASCII only, no white space"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// What is wrong with `digest` as an MD5 in hex, if anything.
+    pub fn digest_problem(digest: &str) -> Option<String> {
+        if digest.len() == 32 && digest.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            None
+        } else {
+            Some(format!(
+                "\"{digest}\" is not an MD5 digest: 32 hex digits, as genhash prints them"
+            ))
+        }
     }
 }
 
@@ -867,17 +909,11 @@ pub fn health_check_problems(check: &HealthCheckConfig) -> Vec<FieldError> {
         );
     }
     if check.kind == HealthCheckKind::Misc {
-        for (field, given) in [
-            ("port", check.port.is_some()),
-            ("path", check.path.is_some()),
-            ("status", check.status.is_some()),
-        ] {
-            if given {
-                problems.add(
-                    field,
-                    "only kind = \"tcp\", \"http\" and \"https\" take it, not \"misc\"",
-                );
-            }
+        if check.port.is_some() {
+            problems.add(
+                "port",
+                "only kind = \"tcp\", \"http\" and \"https\" take it, not \"misc\"",
+            );
         }
         match check.command.as_deref().map(str::trim) {
             None => problems.add("command", "kind = \"misc\" needs the command to run"),
@@ -910,15 +946,28 @@ pub fn health_check_problems(check: &HealthCheckConfig) -> Vec<FieldError> {
         if let Some(status) = check.status {
             problems.range("status", status.into(), 100, 599);
         }
-    } else if check.kind == HealthCheckKind::Tcp {
+        let virtualhost = check.virtualhost.as_deref();
+        if let Some(problem) = virtualhost.and_then(HealthCheckConfig::virtualhost_problem) {
+            problems.add("virtualhost", problem);
+        }
+        if let Some(problem) = check
+            .digest
+            .as_deref()
+            .and_then(HealthCheckConfig::digest_problem)
+        {
+            problems.add("digest", problem);
+        }
+    } else {
         for (field, given) in [
             ("path", check.path.is_some()),
             ("status", check.status.is_some()),
+            ("virtualhost", check.virtualhost.is_some()),
+            ("digest", check.digest.is_some()),
         ] {
             if given {
                 problems.add(
                     field,
-                    "only kind = \"http\" and \"https\" take it, not \"tcp\"",
+                    format_args!("only kind = \"http\" and \"https\" take it, not \"{kind}\""),
                 );
             }
         }
@@ -1428,6 +1477,8 @@ forward = "masq"
                 port: None,
                 path: None,
                 status: None,
+                virtualhost: None,
+                digest: None,
                 connect_timeout: 5,
                 delay_loop: 60,
                 retry: 1,
@@ -1456,6 +1507,19 @@ forward = "masq"
         ] {
             parse(&check(valid)).unwrap_or_else(|error| panic!("{valid}: {error}"));
         }
+        let web = parse(&check(
+            "kind = \"https\"\npath = \"/\"\nvirtualhost = \"www.example.com\"\ndigest = \"9B3A0C85A887A256D6939DA88AABD8CD\"",
+        ))
+        .unwrap();
+        let web = web.services[0].health_check.as_ref().unwrap();
+        assert_eq!(
+            (web.virtualhost.as_deref(), web.digest.as_deref()),
+            (
+                Some("www.example.com"),
+                Some("9b3a0c85a887a256d6939da88aabd8cd")
+            ),
+            "the digest is kept in lowercase"
+        );
         let at = "services[0].health_check";
         let cases = [
             (
@@ -1477,6 +1541,40 @@ forward = "masq"
             (
                 "kind = \"tcp\"\nstatus = 200",
                 format!("{at}.status: only kind = \"http\" and \"https\" take it, not \"tcp\""),
+            ),
+            (
+                "kind = \"tcp\"\nvirtualhost = \"www.example.com\"",
+                format!(
+                    "{at}.virtualhost: only kind = \"http\" and \"https\" take it, not \"tcp\""
+                ),
+            ),
+            (
+                "kind = \"misc\"\ncommand = \"true\"\ndigest = \"9b3a0c85a887a256d6939da88aabd8cd\"",
+                format!("{at}.digest: only kind = \"http\" and \"https\" take it, not \"misc\""),
+            ),
+            (
+                "kind = \"http\"\npath = \"/\"\nvirtualhost = \"\"",
+                format!(
+                    "{at}.virtualhost: must not be empty: leave virtualhost out to send the checked address"
+                ),
+            ),
+            (
+                "kind = \"http\"\npath = \"/\"\nvirtualhost = \"www.example.com\\r\\nX-Evil: 1\"",
+                format!(
+                    "{at}.virtualhost: \"www.example.com\\r\\nX-Evil: 1\" is not a host name: visible ASCII only, no white space"
+                ),
+            ),
+            (
+                "kind = \"http\"\npath = \"/\"\ndigest = \"9b3a0c85a887a256d6939da88aabd8c\"",
+                format!(
+                    "{at}.digest: \"9b3a0c85a887a256d6939da88aabd8c\" is not an MD5 digest: 32 hex digits, as genhash prints them"
+                ),
+            ),
+            (
+                "kind = \"https\"\npath = \"/\"\ndigest = \"9b3a0c85a887a256d6939da88aabd8cg\"",
+                format!(
+                    "{at}.digest: \"9b3a0c85a887a256d6939da88aabd8cg\" is not an MD5 digest: 32 hex digits, as genhash prints them"
+                ),
             ),
             (
                 "kind = \"tcp\"\nport = 0",

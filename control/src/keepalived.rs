@@ -989,6 +989,8 @@ impl Translator<'_> {
             port: port.filter(|&port| port != real.address.port()),
             path,
             status,
+            virtualhost: None,
+            digest: None,
             connect_timeout,
             delay_loop,
             retry: resolved.retry.unwrap_or(default_retry),

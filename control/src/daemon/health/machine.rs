@@ -279,6 +279,8 @@ mod tests {
             port: None,
             path: None,
             status: None,
+            virtualhost: None,
+            digest: None,
             connect_timeout: 1,
             delay_loop: 7,
             retry: 2,
