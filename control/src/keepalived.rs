@@ -323,25 +323,39 @@ struct RealOut {
     check: Option<HealthCheckConfig>,
 }
 
-/// Checker settings a virtual server or real server gives its checkers.
+/// A checker's `url` block, translated.
+#[derive(Debug)]
+struct Url<'n> {
+    path: String,
+    status: Option<u16>,
+    /// Lowercase.
+    digest: Option<String>,
+    virtualhost: Option<&'n str>,
+}
+
+/// Checker settings as a virtual server, a real server or the checker
+/// itself gives them, the innermost winning.
 #[derive(Debug, Clone, Copy, Default)]
-struct CheckDefaults {
+struct CheckDefaults<'n> {
     connect_timeout: Option<u32>,
     delay_loop: Option<u32>,
     retry: Option<u32>,
     retry_delay: Option<u32>,
     inhibit: Option<bool>,
+    /// HTTP_GET's and SSL_GET's `Host`, which a `url` can still override.
+    virtualhost: Option<&'n str>,
 }
 
-impl CheckDefaults {
+impl<'n> CheckDefaults<'n> {
     /// `self` where it says something, `outer` elsewhere.
-    fn over(self, outer: CheckDefaults) -> CheckDefaults {
+    fn over(self, outer: CheckDefaults<'n>) -> CheckDefaults<'n> {
         CheckDefaults {
             connect_timeout: self.connect_timeout.or(outer.connect_timeout),
             delay_loop: self.delay_loop.or(outer.delay_loop),
             retry: self.retry.or(outer.retry),
             retry_delay: self.retry_delay.or(outer.retry_delay),
             inhibit: self.inhibit.or(outer.inhibit),
+            virtualhost: self.virtualhost.or(outer.virtualhost),
         }
     }
 
@@ -392,6 +406,18 @@ impl Translator<'_> {
             }
             _ => {
                 self.skip(node, "expected one value");
+                None
+            }
+        }
+    }
+
+    /// A `virtualhost` directive's name, or `None` (recorded).
+    fn virtualhost<'n>(&mut self, node: &'n Node) -> Option<&'n str> {
+        let host = self.single(node)?;
+        match HealthCheckConfig::virtualhost_problem(host) {
+            None => Some(host),
+            Some(problem) => {
+                self.skip(node, problem);
                 None
             }
         }
@@ -674,7 +700,9 @@ impl Translator<'_> {
                 "ha_suspend" => self.skip(child, "it follows VRRP states, and rvs has no VRRP"),
                 "smtp_alert" => self.skip(child, "rvs sends no e-mail"),
                 "virtualhost" => {
-                    self.skip(child, "the http health check has no virtual host setting")
+                    if let Some(host) = self.virtualhost(child) {
+                        defaults.virtualhost = Some(host);
+                    }
                 }
                 _ => self.skip(child, "not a virtual_server setting the translator knows"),
             }
@@ -754,13 +782,13 @@ impl Translator<'_> {
 
     /// One real server, with its health check (its first translatable
     /// checker).
-    fn real_server(
+    fn real_server<'n>(
         &mut self,
-        node: &Node,
+        node: &'n Node,
         service: &ServiceOut,
         forward: ForwardMethod,
         weight: u32,
-        defaults: CheckDefaults,
+        defaults: CheckDefaults<'n>,
     ) -> Option<RealOut> {
         let vip = service.address;
         let (ip, port) = match node.args() {
@@ -838,7 +866,9 @@ impl Translator<'_> {
                 "alpha" | "warmup" => self.skip(child, NO_START_STATE),
                 "smtp_alert" => self.skip(child, "rvs sends no e-mail"),
                 "virtualhost" => {
-                    self.skip(child, "the http health check has no virtual host setting")
+                    if let Some(host) = self.virtualhost(child) {
+                        own.virtualhost = Some(host);
+                    }
                 }
                 _ => self.skip(child, "not a real_server setting the translator knows"),
             }
@@ -876,11 +906,11 @@ impl Translator<'_> {
 
     /// A checker block as a health check, with `defaults` from its real
     /// and virtual server; `None` (recorded) if it cannot be translated.
-    fn checker(
+    fn checker<'n>(
         &mut self,
-        node: &Node,
+        node: &'n Node,
         real: &RealServerSpec,
-        defaults: CheckDefaults,
+        defaults: CheckDefaults<'n>,
     ) -> Option<HealthCheckConfig> {
         let kind = match node.keyword() {
             "TCP_CHECK" => HealthCheckKind::Tcp,
@@ -890,7 +920,7 @@ impl Translator<'_> {
         };
         let mut own = CheckDefaults::default();
         let mut port: Option<u16> = None;
-        let mut url: Option<(String, Option<u16>)> = None;
+        let mut url: Option<Url<'n>> = None;
         let mut command: Option<String> = None;
         let mut misc_timeout: Option<u32> = None;
         let mut untranslatable = false;
@@ -938,7 +968,19 @@ impl Translator<'_> {
                 ),
                 (_, "warmup" | "alpha") => self.skip(child, NO_START_STATE),
                 (_, "log_all_failures") => self.skip(child, "rvs has no such logging option"),
-                (_, "virtualhost" | "http_protocol" | "enable_sni" | "tls_compliant") => self.skip(
+                (HealthCheckKind::Http | HealthCheckKind::Https, "virtualhost") => {
+                    if let Some(host) = self.virtualhost(child) {
+                        own.virtualhost = Some(host);
+                    }
+                }
+                // What rvs does anyway: the virtualhost, when there is one,
+                // is the SNI name.
+                (HealthCheckKind::Https, "enable_sni") => {}
+                (HealthCheckKind::Https, "sni_name") => self.skip(
+                    child,
+                    "the https health check sends its virtualhost as the SNI name, not another",
+                ),
+                (_, "http_protocol" | "enable_sni" | "tls_compliant") => self.skip(
                     child,
                     "the http health check has no such setting (it sends a plain HTTP/1.1 GET)",
                 ),
@@ -952,17 +994,15 @@ impl Translator<'_> {
         let delay_loop = resolved
             .delay_loop
             .unwrap_or(HealthCheckConfig::DEFAULT_DELAY_LOOP);
-        let (path, status) = match (kind, url) {
-            (HealthCheckKind::Http | HealthCheckKind::Https, Some((path, status))) => {
-                (Some(path), status)
-            }
+        let url = match (kind, url) {
+            (HealthCheckKind::Http | HealthCheckKind::Https, Some(url)) => Some(url),
             (HealthCheckKind::Http | HealthCheckKind::Https, None) => {
                 if !untranslatable {
                     self.skip(node, "it has no url { path ... } to request");
                 }
                 return None;
             }
-            _ => (None, None),
+            _ => None,
         };
         let connect_timeout = if kind == HealthCheckKind::Misc {
             if command.is_none() {
@@ -987,10 +1027,14 @@ impl Translator<'_> {
             // The real server's own port is the default; leaving it out
             // lets real servers with different ports share a check.
             port: port.filter(|&port| port != real.address.port()),
-            path,
-            status,
-            virtualhost: None,
-            digest: None,
+            status: url.as_ref().and_then(|url| url.status),
+            // keepalived's order: the url's, the checker's, the real
+            // server's, the virtual server's.
+            virtualhost: url
+                .as_ref()
+                .and_then(|url| url.virtualhost.or(resolved.virtualhost).map(str::to_owned)),
+            digest: url.as_ref().and_then(|url| url.digest.clone()),
+            path: url.map(|url| url.path),
             connect_timeout,
             delay_loop,
             retry: resolved.retry.unwrap_or(default_retry),
@@ -1007,11 +1051,13 @@ impl Translator<'_> {
         })
     }
 
-    /// `url { path P status_code N }`: the path and status, or `None`
-    /// (recorded).
-    fn url(&mut self, node: &Node) -> Option<(String, Option<u16>)> {
+    /// `url { path P status_code N digest D virtualhost H }`, or `None`
+    /// (recorded) without a path.
+    fn url<'n>(&mut self, node: &'n Node) -> Option<Url<'n>> {
         let mut path = None;
         let mut status = None;
+        let mut digest = None;
+        let mut virtualhost = None;
         for child in node.children() {
             match child.keyword() {
                 "path" => path = self.single(child).map(str::to_owned),
@@ -1027,22 +1073,34 @@ impl Translator<'_> {
                     },
                     None => {}
                 },
-                "digest" => self.skip(
-                    child,
-                    "rvs checks the status code, not a digest of the page",
-                ),
-                "regex" | "regex_no_match" | "regex_options" | "regex_stack"
-                | "regex_min_offset" | "regex_max_offset" => {
-                    self.skip(child, "rvs checks the status code, not the page's text")
+                "digest" => {
+                    if let Some(text) = self.single(child) {
+                        match HealthCheckConfig::digest_problem(text) {
+                            None => digest = Some(text.to_ascii_lowercase()),
+                            Some(problem) => self.skip(child, problem),
+                        }
+                    }
                 }
+                "regex" | "regex_no_match" | "regex_options" | "regex_stack"
+                | "regex_min_offset" | "regex_max_offset" => self.skip(
+                    child,
+                    "rvs checks the status code and the digest, not the page's text",
+                ),
                 "virtualhost" => {
-                    self.skip(child, "the http health check has no virtual host setting")
+                    if let Some(host) = self.virtualhost(child) {
+                        virtualhost = Some(host);
+                    }
                 }
                 _ => self.skip(child, "not a url setting the translator knows"),
             }
         }
         match path {
-            Some(path) => Some((path, status)),
+            Some(path) => Some(Url {
+                path,
+                status,
+                digest,
+                virtualhost,
+            }),
             None => {
                 self.skip(node, "it has no path");
                 None
@@ -1164,6 +1222,12 @@ fn render_check(out: &mut String, table: &str, check: &HealthCheckConfig) {
     }
     if let Some(status) = check.status {
         let _ = writeln!(out, "status = {status}");
+    }
+    if let Some(virtualhost) = &check.virtualhost {
+        let _ = writeln!(out, "virtualhost = {}", toml_string(virtualhost));
+    }
+    if let Some(digest) = &check.digest {
+        let _ = writeln!(out, "digest = {}", toml_string(digest));
     }
     if let Some(command) = &check.command {
         let _ = writeln!(out, "command = {}", toml_string(command));

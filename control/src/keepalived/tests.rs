@@ -442,6 +442,145 @@ virtual_server 198.18.0.21 443
     );
 }
 
+/// `virtualhost` at each of its four levels, the innermost winning as in
+/// keepalived, and `digest` in lowercase.
+#[test]
+fn virtualhost_and_digest_are_translated() {
+    let conf = r#"
+virtual_server 198.18.0.40 80 {
+    virtualhost vs.example.com
+    real_server 198.18.1.41 80 {
+        HTTP_GET {
+            url { path / }
+        }
+    }
+}
+virtual_server 198.18.0.41 80 {
+    virtualhost vs.example.com
+    real_server 198.18.1.41 80 {
+        virtualhost rs.example.com
+        HTTP_GET {
+            url { path / }
+        }
+    }
+}
+virtual_server 198.18.0.42 80 {
+    real_server 198.18.1.41 80 {
+        HTTP_GET {
+            virtualhost checker.example.com
+            url { path / }
+        }
+        virtualhost rs.example.com
+    }
+    virtualhost vs.example.com
+}
+virtual_server 198.18.0.43 443 {
+    virtualhost vs.example.com
+    real_server 198.18.1.41 443 {
+        virtualhost rs.example.com
+        SSL_GET {
+            virtualhost checker.example.com
+            enable_sni
+            url {
+                path /index.html
+                digest 9B3A0C85A887A256D6939DA88AABD8CD
+                virtualhost url.example.com
+                status_code 200
+            }
+        }
+    }
+}
+virtual_server 198.18.0.44 80 {
+    real_server 198.18.1.41 80 {
+        HTTP_GET {
+            url {
+                path /
+                digest 9b3a0c85a887a256
+            }
+        }
+    }
+}
+"#;
+    let (config, report) = configured(conf);
+    let checks: Vec<(Option<&str>, Option<&str>)> = config
+        .services
+        .iter()
+        .map(|service| {
+            let check = service.health_check.as_ref().unwrap();
+            (check.virtualhost.as_deref(), check.digest.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (Some("vs.example.com"), None),
+            (Some("rs.example.com"), None),
+            (Some("checker.example.com"), None),
+            (
+                Some("url.example.com"),
+                Some("9b3a0c85a887a256d6939da88aabd8cd")
+            ),
+            (None, None),
+        ]
+    );
+    assert_eq!(
+        report,
+        [
+            "untranslated: keepalived.conf:50: digest 9b3a0c85a887a256: \"9b3a0c85a887a256\" is not an MD5 digest: 32 hex digits, as genhash prints them"
+        ]
+    );
+    let toml = translated(conf).toml;
+    assert!(
+        toml.contains(
+            "kind = \"https\"\npath = \"/index.html\"\nstatus = 200\nvirtualhost = \"url.example.com\"\ndigest = \"9b3a0c85a887a256d6939da88aabd8cd\"\n"
+        ),
+        "{toml}"
+    );
+}
+
+/// A real server's virtualhost is its check's: real servers with
+/// different ones have different checks, which rvs cannot express.
+#[test]
+fn virtualhosts_of_real_servers_make_their_checks_differ() {
+    let conf = r#"
+virtual_server 198.18.0.40 80 {
+    real_server 198.18.1.41 80 {
+        virtualhost a.example.com
+        HTTP_GET { url { path / } }
+    }
+    real_server 198.18.1.42 80 {
+        virtualhost b.example.com
+        HTTP_GET { url { path / } }
+    }
+    real_server 198.18.1.43 80 {
+        virtualhost "bad name"
+        TCP_CHECK { virtualhost c.example.com }
+    }
+}
+"#;
+    let (config, report) = configured(conf);
+    let check = config.services[0].health_check.as_ref().unwrap();
+    assert_eq!(check.virtualhost.as_deref(), Some("a.example.com"));
+    let f = "untranslated: keepalived.conf";
+    assert_eq!(
+        report,
+        [
+            format!(
+                "{f}:9: HTTP_GET: differs from the check at line 5: rvs has one health check per service, and took that one"
+            ),
+            format!(
+                "{f}:12: virtualhost \"bad name\": \"bad name\" is not a host name: visible ASCII only, no white space"
+            ),
+            format!(
+                "{f}:13: virtualhost c.example.com: not a TCP_CHECK setting the translator knows"
+            ),
+            format!(
+                "{f}:13: TCP_CHECK: differs from the check at line 5: rvs has one health check per service, and took that one"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn what_rvs_cannot_express_is_reported_with_its_line() {
     let conf = r#"include /etc/keepalived/conf.d/*.conf
