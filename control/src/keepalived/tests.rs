@@ -539,7 +539,7 @@ virtual_server 198.18.0.44 80 {
 }
 
 /// A real server's virtualhost is its check's: real servers with
-/// different ones have different checks, which rvs cannot express.
+/// different ones keep checks of their own.
 #[test]
 fn virtualhosts_of_real_servers_make_their_checks_differ() {
     let conf = r#"
@@ -559,23 +559,33 @@ virtual_server 198.18.0.40 80 {
 }
 "#;
     let (config, report) = configured(conf);
-    let check = config.services[0].health_check.as_ref().unwrap();
-    assert_eq!(check.virtualhost.as_deref(), Some("a.example.com"));
+    let service = &config.services[0];
+    assert_eq!(service.health_check, None);
+    let hosts: Vec<(HealthCheckKind, Option<&str>)> = service
+        .real_servers
+        .iter()
+        .map(|real| {
+            let check = real.health_check.as_ref().expect("a check of its own");
+            (check.kind, check.virtualhost.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            (HealthCheckKind::Http, Some("a.example.com")),
+            (HealthCheckKind::Http, Some("b.example.com")),
+            (HealthCheckKind::Tcp, None),
+        ]
+    );
     let f = "untranslated: keepalived.conf";
     assert_eq!(
         report,
         [
             format!(
-                "{f}:9: HTTP_GET: differs from the check at line 5: rvs has one health check per service, and took that one"
-            ),
-            format!(
                 "{f}:12: virtualhost \"bad name\": \"bad name\" is not a host name: visible ASCII only, no white space"
             ),
             format!(
                 "{f}:13: virtualhost c.example.com: not a TCP_CHECK setting the translator knows"
-            ),
-            format!(
-                "{f}:13: TCP_CHECK: differs from the check at line 5: rvs has one health check per service, and took that one"
             ),
         ]
     );

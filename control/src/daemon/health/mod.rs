@@ -1,7 +1,8 @@
 //! Health checks of real servers, as keepalived's checkers run them.
 //!
 //! A service's `[services.health_check]` applies to each of its real
-//! servers, those of the file and those `rvsadm -a` adds. Each checked
+//! servers, those of the file and those `rvsadm -a` adds, but for a real
+//! server of the file with a `health_check` of its own. Each checked
 //! real server has a checker: a thread of its own that runs the check
 //! ([`probe`]) with blocking kernel sockets or a child process, feeds the
 //! outcome to keepalived's rules ([`machine`]) and reports to the daemon.
@@ -26,7 +27,7 @@
 //!
 //! Each checked real server's record in the control state has an epoch,
 //! new whenever its checker must start afresh: the real server is added,
-//! or its service's health check is set or changed (a reload). After
+//! or the check that applies to it is set or changed (a reload). After
 //! every change the daemon hands the supervisor the checked real servers
 //! and their epochs ([`Supervisor::sync`]): a checker whose epoch is still
 //! there runs on untouched; others are stopped and new ones started. A
