@@ -217,6 +217,18 @@ pub struct FullnatConfig {
 }
 
 impl Config {
+    /// The index of the port `route` leaves by: the named one, or the one
+    /// whose subnet holds the gateway.
+    pub fn route_port(&self, route: &RouteConfig) -> Option<usize> {
+        self.ports.iter().position(|port| match &route.port {
+            Some(name) => port.name == *name,
+            None => port
+                .addresses
+                .iter()
+                .any(|net| net.contains(&route.gateway)),
+        })
+    }
+
     /// The local addresses of `service`'s family that FULLNAT uses for it.
     pub fn local_addresses_for(&self, service: &ServiceSpec) -> Vec<IpAddr> {
         let own = &service.local_addresses;

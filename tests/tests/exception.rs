@@ -5,16 +5,21 @@
 //! copied them to rvsd). While wrk loads the VIP, the client pings the
 //! director's addresses and reads the metrics endpoint bound on the DIP,
 //! and the director's own stack talks to a real server (as a health
-//! checker does). See `rvs_lab` for the topology.
+//! checker does), and to a network behind it by the route rvsd gave the
+//! host. See `rvs_lab` for the topology.
 //!
 //! These tests need root; run them one at a time (`--test-threads=1`).
 
 use rvs_lab::{
-    DIP, NatLab, REAL_SERVERS, RvsdOptions, VIP, WAN_ADDRESS, Wrk, metric_sample, nat_service_toml,
-    tally,
+    CLIENT, DIP, NatLab, REAL_SERVERS, RvsdOptions, VIP, WAN_ADDRESS, Wrk, metric_sample,
+    nat_service_toml, tally,
 };
 
 const METRICS_PORT: u16 = 9100;
+/// A network behind the first real server, which the dataplane and, by
+/// the twin, the director's host reach through it.
+const ROUTED_NETWORK: &str = "198.18.77.0/24";
+const ROUTED_HOST: &str = "198.18.77.1";
 
 fn event(lab: &NatLab, name: &str) -> u64 {
     lab.workers()[0]["events"][name].as_u64().unwrap_or(0)
@@ -24,6 +29,11 @@ fn event(lab: &NatLab, name: &str) -> u64 {
 fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced() {
     let mut services = nat_service_toml("tcp", 80, 1, "");
     services.push_str(&format!("\n[metrics]\nlisten = \"{DIP}:{METRICS_PORT}\"\n"));
+    for (destination, gateway) in [(ROUTED_NETWORK, REAL_SERVERS[0]), ("0.0.0.0/0", CLIENT)] {
+        services.push_str(&format!(
+            "\n[[routes]]\ndestination = \"{destination}\"\ngateway = \"{gateway}\"\n"
+        ));
+    }
     let lab = NatLab::start(
         "exception",
         &RvsdOptions {
@@ -32,6 +42,7 @@ fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced
             ..RvsdOptions::default()
         },
     );
+    lab.real_servers[0].exec(&["ip", "address", "add", ROUTED_HOST, "dev", "lo"]);
     let (_, _, failed) = tally(&lab.http_requests("/", 4));
     assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
     let echo_replies_before = event(&lab, "icmp_echo_reply_sent");
@@ -100,6 +111,22 @@ fn the_directors_own_addresses_work_through_the_kernel_while_the_vip_is_balanced
             .exec(&["curl", "-sS", "--max-time", "5", &format!("http://{rs}/")]);
         assert!(page.starts_with("rs"), "from {rs}: {page}");
     }
+    // rvsd put the routed network's route on the twin, and left the
+    // default route to the host.
+    let routes = lab.director.exec(&["ip", "-4", "route", "show"]);
+    assert!(
+        routes.contains(&format!("{ROUTED_NETWORK} via {}", REAL_SERVERS[0])),
+        "{routes}"
+    );
+    assert!(!routes.contains("default"), "{routes}");
+    let page = lab.director.exec(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        &format!("http://{ROUTED_HOST}/"),
+    ]);
+    assert!(page.starts_with("rs1"), "from {ROUTED_HOST}: {page}");
     let report = wrk.finish();
     assert!(
         report.errors.is_empty() && report.requests > 100,

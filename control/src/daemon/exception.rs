@@ -3,6 +3,13 @@
 //! config's `--vdev=net_tap_rvsN,iface=NAME`; rvsd gives it the port's MAC
 //! address and MTU, brings it up and puts the port's addresses on it with
 //! ip(8), so that the host's stack owns them like on any interface.
+//!
+//! The `[[routes]]` of a port with a twin go into the host's routing table
+//! too, through the twin, so that the host reaches what the dataplane
+//! reaches (real servers behind a router, for the health checks) without
+//! routes of its own that would vanish with the twin at every restart.
+//! Default routes are the exception: the host's default route is usually
+//! its management interface's, and rvsd must not take it over.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -101,6 +108,7 @@ pub(super) fn start(
         tracing::info!(port = %port_config.name, %interface, mac = %macs[index], "kernel twin up");
         ports.push((interface.clone(), port));
     }
+    add_kernel_routes(config);
 
     let ring = |name: String| {
         MbufRing::new(eal, &name, EXCEPTION_RING, socket)
@@ -189,6 +197,44 @@ fn configure_interface(interface: &str, port: &PortConfig) -> Result<(), String>
         ip(&args)?;
     }
     Ok(())
+}
+
+/// Adds each non-default `[[routes]]` entry of a port with a twin to the
+/// host's main table through the twin. A route the host has already is
+/// the host's to keep: `ip route add` refuses to replace it, and rvsd only
+/// warns, since the dataplane's forwarding does not depend on it.
+fn add_kernel_routes(config: &Config) {
+    for route in &config.routes {
+        let Some(interface) = config
+            .route_port(route)
+            .and_then(|index| config.ports[index].kernel_interface.as_ref())
+        else {
+            continue;
+        };
+        if route.destination.prefix_len() == 0 {
+            tracing::info!(
+                destination = %route.destination,
+                %interface,
+                "default route left to the host"
+            );
+            continue;
+        }
+        let destination = route.destination.to_string();
+        let gateway = route.gateway.to_string();
+        let args = [
+            "route",
+            "add",
+            &destination,
+            "via",
+            &gateway,
+            "dev",
+            interface,
+        ];
+        match ip(&args) {
+            Ok(()) => tracing::info!(%destination, %gateway, %interface, "host route added"),
+            Err(error) => tracing::warn!(%error, "host route not added"),
+        }
+    }
 }
 
 /// Runs ip(8) (iproute2) with `args`; its complaint on failure.

@@ -939,13 +939,7 @@ where
 {
     let gateway = A::from_ip(route.gateway)?;
     let destination = A::Cidr::from_net(route.destination)?;
-    let port = config.ports.iter().position(|port| match &route.port {
-        Some(name) => port.name == *name,
-        None => port
-            .addresses
-            .iter()
-            .any(|net| net.contains(&route.gateway)),
-    })?;
+    let port = config.route_port(route)?;
     Some(Route {
         destination,
         gateway: (gateway != A::UNSPECIFIED).then_some(gateway),
