@@ -108,14 +108,83 @@ const HAND_OFF_RING: u32 = 1024;
 
 /// Checks a configuration as rvsd would before starting: the file's own
 /// rules and what the dataplane supports. Touches no DPDK.
+/// The packet pool is checked against the workers `dataplane.workers` or
+/// the EAL arguments' lcore list give, or one worker when only EAL can
+/// tell (`--lcores` groups): rvsd checks again with EAL's count at start.
 pub fn check(config: &Config) -> Result<(), DaemonError> {
     let macs = vec![MacAddr::ZERO; config.ports.len()];
-    let problems = Control::new(config, macs, LIMITS).err().unwrap_or_default();
+    let mut problems = Control::new(config, macs, LIMITS).err().unwrap_or_default();
+    let workers = config
+        .dataplane
+        .workers
+        .or_else(|| worker_lcores_in(&config.eal.args))
+        .unwrap_or(1);
+    problems.extend(pool_problem(config, workers.max(1)));
     if problems.is_empty() {
         Ok(())
     } else {
         Err(DaemonError::Config { problems })
     }
+}
+
+/// Whether the packet pool can fill every ring that `workers` workers
+/// use: each worker's rx and tx descriptors on every port, what a worker
+/// holds, its share of the pool's cache, the hand-off rings from the
+/// other workers and its ring to the kernel.
+fn pool_problem(config: &Config, workers: u32) -> Option<FieldError> {
+    let ports = config.ports.len() as u32;
+    let dataplane = &config.dataplane;
+    let descriptors = u32::from(dataplane.rx_descriptors) + u32::from(dataplane.tx_descriptors);
+    let to_kernel_ring = if config.ports.iter().any(|p| p.kernel_interface.is_some()) {
+        exception::EXCEPTION_RING
+    } else {
+        0
+    };
+    let needed = workers
+        * (ports * descriptors
+            + MBUFS_PER_WORKER
+            + dataplane.mbuf_cache
+            + (workers - 1) * HAND_OFF_RING
+            + to_kernel_ring);
+    (dataplane.mbufs < needed).then(|| FieldError {
+        path: "dataplane.mbufs".to_owned(),
+        message: format!(
+            "{} mbufs cannot fill {ports} port(s) x {workers} worker(s) x {descriptors} descriptors plus what workers hold; give at least {needed}",
+            dataplane.mbufs
+        ),
+    })
+}
+
+/// The worker lcores (all but the main one) that EAL arguments give
+/// plainly: `-l` with numbers and ranges (`0-3,6`) or `-c` with a
+/// hexadecimal mask. `None` when they give none, or only in a form EAL
+/// alone reads (`--lcores` groups such as `(0-2)@4`).
+fn worker_lcores_in(args: &[String]) -> Option<u32> {
+    let value = |flag: &str| {
+        args.iter()
+            .enumerate()
+            .find_map(|(i, arg)| match arg.strip_prefix(flag)? {
+                "" => args.get(i + 1).map(String::as_str),
+                glued => Some(glued),
+            })
+    };
+    let lcores = if let Some(list) = value("-l") {
+        let mut cores = std::collections::BTreeSet::new();
+        for part in list.split(',') {
+            let (first, last) = part.split_once('-').unwrap_or((part, part));
+            let (first, last) = (first.parse::<u32>().ok()?, last.parse::<u32>().ok()?);
+            if first > last || last - first >= 1024 {
+                return None;
+            }
+            cores.extend(first..=last);
+        }
+        cores.len() as u32
+    } else {
+        let mask = value("-c")?;
+        let digits = mask.strip_prefix("0x").unwrap_or(mask);
+        u128::from_str_radix(digits, 16).ok()?.count_ones()
+    };
+    lcores.checked_sub(1)
 }
 
 /// The daemon's shared state, reached from the control socket's threads.
@@ -538,25 +607,10 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let socket = eal
         .lcore_socket(eal.main_lcore())
         .unwrap_or(dpdk_bind::SocketId::ANY);
-    let ports_count = config.ports.len() as u32;
-    let descriptors =
-        u32::from(config.dataplane.rx_descriptors) + u32::from(config.dataplane.tx_descriptors);
-    let to_kernel_ring = if config.ports.iter().any(|p| p.kernel_interface.is_some()) {
-        exception::EXCEPTION_RING
-    } else {
-        0
-    };
-    let needed = worker_count as u32
-        * (ports_count * descriptors
-            + MBUFS_PER_WORKER
-            + config.dataplane.mbuf_cache
-            + (worker_count as u32 - 1) * HAND_OFF_RING
-            + to_kernel_ring);
-    if config.dataplane.mbufs < needed {
-        return Err(setup_error(format!(
-            "dataplane.mbufs: {} mbufs cannot fill {} port(s) x {} worker(s) x {} descriptors plus what workers hold; give at least {needed}",
-            config.dataplane.mbufs, ports_count, worker_count, descriptors
-        )));
+    if let Some(problem) = pool_problem(&config, worker_count as u32) {
+        return Err(DaemonError::Config {
+            problems: vec![problem],
+        });
     }
     let pool = Mempool::new(
         &eal,
@@ -810,6 +864,67 @@ addresses = ["198.18.0.1/24"]
         )
         .expect("valid file");
         check(&config).expect("two workers are fine");
+    }
+
+    /// What rvsd --check-config says of the files users copy.
+    #[test]
+    fn the_example_files_pass_the_check() {
+        for (name, text) in [
+            (
+                "rvs.example.toml",
+                include_str!("../../../rvs.example.toml"),
+            ),
+            (
+                "rvs.production.example.toml",
+                include_str!("../../../rvs.production.example.toml"),
+            ),
+        ] {
+            let config = crate::config::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            check(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_lcores_of_plain_eal_arguments_are_counted() {
+        let workers = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+            worker_lcores_in(&args)
+        };
+        assert_eq!(workers(&["-l", "0-1"]), Some(1));
+        assert_eq!(workers(&["-n", "4", "-l0,2-4,4", "--no-huge"]), Some(3));
+        assert_eq!(workers(&["-c", "0xf"]), Some(3));
+        assert_eq!(workers(&["-c", "1"]), Some(0));
+        assert_eq!(workers(&["--lcores", "(0-2)@4"]), None);
+        assert_eq!(workers(&["-l", "3-1"]), None);
+        assert_eq!(workers(&["--no-huge"]), None);
+    }
+
+    /// `--check-config` refuses a pool too small for the workers the file
+    /// gives, as rvsd would once EAL started, naming the field.
+    #[test]
+    fn a_pool_too_small_for_the_lcores_is_refused_before_eal() {
+        let file = |lcores: &str| {
+            crate::config::parse(&format!(
+                r#"[eal]
+args = ["-l", "{lcores}"]
+
+[dataplane]
+mbufs = 8191
+
+[[ports]]
+name = "wan"
+device = "0000:03:00.0"
+addresses = ["198.18.0.1/24"]
+"#
+            ))
+            .expect("valid file")
+        };
+        check(&file("0-1")).expect("one worker fits");
+        let message = check(&file("0-4")).unwrap_err().to_string();
+        assert!(
+            message.starts_with("dataplane.mbufs: 8191 mbufs cannot fill 1 port(s) x 4 worker(s)"),
+            "{message}"
+        );
     }
 
     #[test]
