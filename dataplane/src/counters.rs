@@ -102,6 +102,10 @@ named_counters! {
         NeighbourQueueFull => "neighbour_queue_full",
         /// The packet was for the host, and there is no exception path.
         NoExceptionPath => "no_exception_path",
+        /// Unicast IP to an address that is neither a service's nor the
+        /// director's own: the host must not route it (with forwarding on,
+        /// it would make the director an open router).
+        NotForHost => "not_for_host",
         /// The packet spans several mbufs; headers must be contiguous.
         MultiSegment => "multi_segment",
         /// The transmit queue was full.

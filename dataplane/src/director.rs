@@ -469,6 +469,33 @@ impl Director {
                 Class::ToKernel => Verdict::ToKernel,
                 Class::Drop(reason) => self.drop(reason),
             };
+            if matches!(verdicts[i], Verdict::ToKernel) && !self.for_the_host(frames[i].as_ref()) {
+                verdicts[i] = self.drop(DropReason::NotForHost);
+            }
+        }
+    }
+
+    /// Whether the host's stack may have a frame that no service or
+    /// connection claims: one to a multicast or broadcast MAC (ARP, ND,
+    /// VRRP, routing protocols), one that is not IP, or an IP packet to
+    /// one of the director's own addresses, the addresses the kernel
+    /// twins hold (or, for IPv6, a link-local address: each twin has one).
+    /// Unicast to any other address is nobody's here; the host must not
+    /// route it.
+    fn for_the_host(&self, bytes: &[u8]) -> bool {
+        let ethernet = EthernetFrame::new_unchecked(bytes);
+        if ethernet.dst_addr().is_multicast() {
+            return true;
+        }
+        let packet = ethernet.payload();
+        match ethernet.ethertype() {
+            EtherType::IPV4 => {
+                Ipv4Addr::parse(packet).is_ok_and(|header| self.snapshot.is_own_address(header.dst))
+            }
+            EtherType::IPV6 => Ipv6Addr::parse(packet).is_ok_and(|header| {
+                header.dst.is_unicast_link_local() || self.snapshot.is_own_address(header.dst)
+            }),
+            _ => true,
         }
     }
 

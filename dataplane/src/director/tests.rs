@@ -648,11 +648,13 @@ fn malformed_frames_are_counted_never_forwarded() {
     }
 }
 
+/// What no service or connection claims goes to the kernel when it is
+/// the host's (its own addresses); unicast to anyone else is dropped, so
+/// that a host with forwarding on does not route for the dataplane.
 #[test]
-fn traffic_that_is_not_load_balanced_goes_to_the_kernel() {
+fn the_hosts_traffic_goes_to_the_kernel_and_nobodys_is_dropped() {
     let mut lab = ready_lab();
-    // TCP to the DIP (ssh to the director), and to the VIP on a port
-    // without a service.
+    // TCP to the DIP: ssh to the director.
     let ssh = builder::tcp_v4_frame(
         RS_MACS[0],
         LAN_MAC,
@@ -664,20 +666,27 @@ fn traffic_that_is_not_load_balanced_goes_to_the_kernel() {
         &[],
     );
     lab.receive(LAN, &ssh);
-    lab.receive(
-        WAN,
-        &builder::tcp_v4_frame(
+    assert_eq!(lab.io.to_kernel.len(), 1);
+    // The VIP on a port without a service (the kernel does not hold the
+    // VIP), and an address that is nobody's here.
+    for destination in [
+        SocketAddrV4::new(VIP, 443),
+        SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 9), 80),
+    ] {
+        let stray = builder::tcp_v4_frame(
             CLIENT_MAC,
             WAN_MAC,
             SocketAddrV4::new(CLIENT, 33000),
-            SocketAddrV4::new(VIP, 443),
+            destination,
             SYN,
             1,
             0,
             &[],
-        ),
-    );
-    assert_eq!(lab.io.to_kernel.len(), 2);
+        );
+        assert!(lab.receive(WAN, &stray).is_empty(), "{destination}");
+    }
+    assert_eq!(lab.io.to_kernel.len(), 1);
+    assert_eq!(lab.counters.drops(DropReason::NotForHost), 2);
 }
 
 /// A NAT rewrite followed by the rewrite back restores every byte,
