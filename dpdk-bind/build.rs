@@ -133,6 +133,7 @@ fn generate_bindings(cflags: &[String]) {
         .allowlist_function("rte_eth_stats_reset")
         .allowlist_function("rte_eth_promiscuous_enable")
         .allowlist_function("rte_eth_promiscuous_disable")
+        .allowlist_function("rte_eth_allmulticast_enable")
         // The shim: wrappers for DPDK's static inline functions.
         .allowlist_function("rvs_.*")
         .allowlist_var("rvs_.*")

@@ -195,6 +195,14 @@ pub enum PortError {
     },
 }
 
+impl PortError {
+    /// Whether DPDK said the device does not offer the operation
+    /// (`ENOTSUP`), as opposed to failing at it.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, PortError::Dpdk { errno, .. } if errno.code() == libc::ENOTSUP)
+    }
+}
+
 /// Why an mbuf ring could not be created.
 #[derive(Debug, Error)]
 pub enum RingError {

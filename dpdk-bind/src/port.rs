@@ -566,6 +566,31 @@ impl Port {
         }
     }
 
+    /// Receives every multicast frame, whatever its group
+    /// (`rte_eth_allmulticast_enable`), rather than only the groups in the
+    /// device's multicast filter, which this crate never fills.
+    ///
+    /// Valid on a configured port, started or not: DPDK keeps the mode
+    /// across [`stop`](Port::stop) and [`start`](Port::start). `&mut self`
+    /// keeps it from racing the port's other control operations, as the
+    /// PMD callbacks behind them are not thread-safe.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Dpdk`], with `ENOTSUP` when the PMD has no such mode
+    /// (see [`PortError::is_unsupported`]).
+    #[cold]
+    pub fn enable_all_multicast(&mut self) -> Result<(), PortError> {
+        let id = self.id();
+        // SAFETY: the port is configured (a `Port` exists only after
+        // `rte_eth_dev_configure` succeeded) and not closed (closing
+        // consumes the `Port`).
+        id.check(
+            unsafe { sys::rte_eth_allmulticast_enable(id.0) },
+            "rte_eth_allmulticast_enable",
+        )
+    }
+
     /// Hands out rx queue `queue`, once: until the returned handle is
     /// dropped, asking again fails.
     ///

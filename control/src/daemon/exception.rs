@@ -94,6 +94,8 @@ pub(super) fn start(
             tx_descriptors: TWIN_DESCRIPTORS,
             mtu: port_config.mtu,
             rss: false,
+            // A twin receives what the kernel sends through it, unfiltered:
+            // unlike the ports, it needs no all-multicast mode.
             promiscuous: false,
         };
         let mut port = Port::configure(eal, id, &settings, &pool, socket).map_err(|e| named(&e))?;

@@ -3,12 +3,13 @@
 //!
 //! Start-up checks everything it can before touching DPDK (the file, and
 //! what the dataplane supports), then initialises EAL, creates the packet
-//! pool, configures and starts every port with one queue pair per worker,
-//! gives each port with a `kernel_interface` its kernel twin and starts
-//! the exception path's thread (see `exception`), publishes the first
-//! configuration snapshot and launches the workers, one per worker lcore
-//! (or `[dataplane] workers` of them). The calling thread, on EAL's main
-//! lcore, becomes the control thread: it serves the control socket (from
+//! pool, configures and starts every port with one queue pair per worker
+//! and all multicast (see `multicast`), gives each port with a
+//! `kernel_interface` its kernel twin and starts the exception path's
+//! thread (see `exception`), publishes the first configuration snapshot
+//! and launches the workers, one per worker lcore (or `[dataplane]
+//! workers` of them). The calling thread, on EAL's main lcore, becomes the
+//! control thread: it serves the control socket (from
 //! helper threads that inherit its core), samples rates, frees retired
 //! snapshots and reclaims drained slots. SIGINT or SIGTERM stop the
 //! workers, the exception path and its twins, the ports and EAL in that
@@ -26,6 +27,7 @@ mod exception;
 pub mod health;
 mod listing;
 pub mod metrics;
+mod multicast;
 pub mod reload;
 mod server;
 mod state;
@@ -644,8 +646,14 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
             rss: worker_count > 1,
             promiscuous: false,
         };
+        let driver = id.info(&eal).map_err(|e| named(&e))?.driver_name;
         let mut port =
             Port::configure(&eal, id, &settings, &pool, socket).map_err(|e| named(&e))?;
+        if let Some(warning) = multicast::enable(&mut port, &driver, &port_config.device)
+            .map_err(|e| named(&format!("cannot receive all multicast: {e}")))?
+        {
+            tracing::warn!(port = %port_config.name, device = %port_config.device, "{warning}");
+        }
         port.start().map_err(|e| named(&e))?;
         let mac = MacAddr(port.mac_address().map_err(|e| named(&e))?);
         let link = port.link().map_err(|e| named(&e))?;
