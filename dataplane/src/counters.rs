@@ -100,7 +100,7 @@ named_counters! {
         NeighbourUnresolved => "neighbour_unresolved",
         /// Too many packets were already waiting for address resolution.
         NeighbourQueueFull => "neighbour_queue_full",
-        /// The packet was for the host, and there is no exception path.
+        /// The packet was for the host, and its port has no kernel twin.
         NoExceptionPath => "no_exception_path",
         /// Unicast IP to an address that is neither a service's nor the
         /// director's own: the host must not route it (with forwarding on,
@@ -138,7 +138,11 @@ named_counters! {
         IcmpErrorSent => "icmp_error_sent",
         NeighbourLearned => "neighbour_learned",
         NeighbourExpired => "neighbour_expired",
-        /// Packets handed to the kernel's exception path.
+        /// Packets queued for the exception path of a port with a kernel
+        /// twin (on a port without one they count as the drop
+        /// `no_exception_path` instead). Like `hand_off_sent`, counted
+        /// before the ring: what it has no room for is also counted as
+        /// `exception_ring_full`.
         ToKernel => "to_kernel",
         /// Packets the kernel sent out of a port through its exception
         /// path.

@@ -66,7 +66,9 @@ pub enum Verdict {
     /// Complete except for the next hop's MAC: hold it until `next_hop`
     /// resolves, then call [`Director::complete`].
     AwaitNeighbour { port: u16, next_hop: IpAddr },
-    /// For the host's own network stack (the exception path).
+    /// For the host's own network stack, through the port's exception
+    /// path; only for a port that has one (otherwise the frame is dropped
+    /// as [`DropReason::NoExceptionPath`]).
     ToKernel,
     /// Nothing to send (for example an ARP reply that taught a MAC).
     Consumed,
@@ -416,7 +418,12 @@ impl Director {
         verdicts: &mut [Verdict],
     ) {
         let count = frames.len().min(verdicts.len()).min(BURST);
-        let Some(port_mac) = self.snapshot.ports.get(usize::from(port)).map(|p| p.mac) else {
+        let Some((port_mac, exception_path)) = self
+            .snapshot
+            .ports
+            .get(usize::from(port))
+            .map(|p| (p.mac, p.exception_path))
+        else {
             for verdict in &mut verdicts[..count] {
                 *verdict = self.drop(DropReason::NotOurMac);
             }
@@ -452,7 +459,7 @@ impl Director {
                 self.planes.v6.conns.modifications(),
             ) != changes;
             let frame = &mut frames[i];
-            verdicts[i] = match classes[i] {
+            let verdict = match classes[i] {
                 Class::Flow4(flow) => {
                     let found = recheck(&self.planes.v4.conns, &flow, found[i], stale);
                     self.transport(now, port, frame, flow, found)
@@ -469,9 +476,15 @@ impl Director {
                 Class::ToKernel => Verdict::ToKernel,
                 Class::Drop(reason) => self.drop(reason),
             };
-            if matches!(verdicts[i], Verdict::ToKernel) && !self.for_the_host(frames[i].as_ref()) {
-                verdicts[i] = self.drop(DropReason::NotForHost);
-            }
+            // Decided here rather than by the I/O, so that a frame for the
+            // host is counted once: handed to the kernel, or dropped.
+            verdicts[i] = match verdict {
+                Verdict::ToKernel if !self.for_the_host(frames[i].as_ref()) => {
+                    self.drop(DropReason::NotForHost)
+                }
+                Verdict::ToKernel if !exception_path => self.drop(DropReason::NoExceptionPath),
+                verdict => verdict,
+            };
         }
     }
 

@@ -29,8 +29,9 @@ pub trait PacketIo {
     fn alloc(&mut self) -> Option<Self::Frame>;
     /// Queues a frame for transmission on `port`; the I/O batches.
     fn transmit(&mut self, port: u16, frame: Self::Frame);
-    /// Hands a frame to the host's stack through `port`'s exception path
-    /// (or drops and counts it when there is none).
+    /// Hands a frame to the host's stack through `port`'s exception path,
+    /// which the port has ([`Verdict::ToKernel`]); the I/O batches, and
+    /// drops and counts what does not fit.
     fn to_kernel(&mut self, port: u16, frame: Self::Frame);
     /// Frees a frame; the I/O may batch.
     fn release(&mut self, frame: Self::Frame);

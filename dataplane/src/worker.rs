@@ -92,9 +92,6 @@ pub struct HandOffRings {
 /// ways.
 #[derive(Debug)]
 pub struct KernelRings {
-    /// Indexed by the dataplane's port number: whether the port has a
-    /// kernel twin.
-    pub twins: Box<[bool]>,
     /// Frames for the host, to the exception thread.
     pub to_kernel: RingProducer,
     /// Frames the host sends out of the ports, from the exception thread;
@@ -249,12 +246,9 @@ impl PacketIo for DpdkIo<'_> {
     }
 
     fn to_kernel(&mut self, port: u16, mut mbuf: Mbuf) {
-        let Some((buffer, _)) = self
-            .kernel
-            .as_mut()
-            .filter(|(_, rings)| rings.twins.get(usize::from(port)).copied().unwrap_or(false))
-        else {
-            self.counters.count_drop(DropReason::NoExceptionPath);
+        let Some((buffer, _)) = &mut self.kernel else {
+            // Unreachable: only a port with a twin has frames for the
+            // kernel, and then every worker has the rings.
             self.free.push(mbuf);
             return;
         };

@@ -122,16 +122,10 @@ pub(super) fn start(
     let mut from_kernel = Some(from_kernel);
     let mut rings = Vec::new();
     let mut from_workers: Vec<RingConsumer> = Vec::new();
-    let port_twins: Box<[bool]> = config
-        .ports
-        .iter()
-        .map(|port| port.kernel_interface.is_some())
-        .collect();
     for worker in 0..workers {
         let (to_kernel, consumer) = ring(format!("rvs_to_kernel_{worker}"))?;
         from_workers.push(consumer);
         rings.push(KernelRings {
-            twins: port_twins.clone(),
             to_kernel,
             from_kernel: from_kernel.take(),
         });

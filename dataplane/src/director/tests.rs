@@ -649,11 +649,12 @@ fn malformed_frames_are_counted_never_forwarded() {
 }
 
 /// What no service or connection claims goes to the kernel when it is
-/// the host's (its own addresses); unicast to anyone else is dropped, so
-/// that a host with forwarding on does not route for the dataplane.
+/// the host's (its own addresses), counted once: handed to the kernel
+/// where the port has a twin, dropped where it has none. Unicast to anyone
+/// else is dropped either way, so that a host with forwarding on does not
+/// route for the dataplane.
 #[test]
 fn the_hosts_traffic_goes_to_the_kernel_and_nobodys_is_dropped() {
-    let mut lab = ready_lab();
     // TCP to the DIP: ssh to the director.
     let ssh = builder::tcp_v4_frame(
         RS_MACS[0],
@@ -665,15 +666,14 @@ fn the_hosts_traffic_goes_to_the_kernel_and_nobodys_is_dropped() {
         0,
         &[],
     );
-    lab.receive(LAN, &ssh);
-    assert_eq!(lab.io.to_kernel.len(), 1);
     // The VIP on a port without a service (the kernel does not hold the
     // VIP), and an address that is nobody's here.
-    for destination in [
+    let strays = [
         SocketAddrV4::new(VIP, 443),
         SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 9), 80),
-    ] {
-        let stray = builder::tcp_v4_frame(
+    ]
+    .map(|destination| {
+        builder::tcp_v4_frame(
             CLIENT_MAC,
             WAN_MAC,
             SocketAddrV4::new(CLIENT, 33000),
@@ -682,11 +682,33 @@ fn the_hosts_traffic_goes_to_the_kernel_and_nobodys_is_dropped() {
             1,
             0,
             &[],
+        )
+    });
+    for (mut lab, twin) in [(lab_with_exception_path(), true), (ready_lab(), false)] {
+        let released = lab.io.released;
+        assert_eq!(lab.receive(LAN, &ssh), []);
+        for stray in &strays {
+            assert_eq!(lab.receive(WAN, stray), []);
+        }
+        let handed: u64 = if twin { 1 } else { 0 };
+        assert_eq!(lab.io.to_kernel.len() as u64, handed, "twin: {twin}");
+        assert_eq!(lab.counters.events(Event::ToKernel), handed, "twin: {twin}");
+        assert_eq!(
+            lab.counters.drops(DropReason::NoExceptionPath),
+            1 - handed,
+            "twin: {twin}"
         );
-        assert!(lab.receive(WAN, &stray).is_empty(), "{destination}");
+        assert_eq!(
+            lab.counters.drops(DropReason::NotForHost),
+            2,
+            "twin: {twin}"
+        );
+        assert_eq!(
+            (lab.io.released - released) as u64,
+            3 - handed,
+            "twin: {twin}"
+        );
     }
-    assert_eq!(lab.io.to_kernel.len(), 1);
-    assert_eq!(lab.counters.drops(DropReason::NotForHost), 2);
 }
 
 /// A NAT rewrite followed by the rewrite back restores every byte,
