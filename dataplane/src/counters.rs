@@ -84,8 +84,10 @@ named_counters! {
         NoConnection => "no_connection",
         /// The service has no real server able to take a new connection.
         NoRealServer => "no_real_server",
-        /// The real server's forwarding method is not implemented.
-        MethodUnsupported => "method_unsupported",
+        /// The real server's address family is not the VIP's. The
+        /// control plane refuses such real servers, so only a snapshot
+        /// built without its checks gets here.
+        FamilyMismatch => "family_mismatch",
         /// The reply tuple of a new NAT connection is already in use.
         NatTupleInUse => "nat_tuple_in_use",
         /// No route towards the destination.

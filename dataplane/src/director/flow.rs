@@ -216,7 +216,7 @@ impl Director {
                 .unwrap_or(Verdict::Drop(DropReason::NoRealServer));
         };
         let Some(real) = A::from_ip(real_server.address) else {
-            return self.drop(DropReason::MethodUnsupported);
+            return self.drop(DropReason::FamilyMismatch);
         };
         let method = real_server.method;
         let local = if method == Method::FullNat {

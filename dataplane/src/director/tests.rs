@@ -801,3 +801,29 @@ proptest! {
         lab.receive(LAN, &frame);
     }
 }
+
+#[test]
+fn a_real_server_of_the_other_family_is_a_counted_drop() {
+    // The control plane refuses such real servers; a snapshot built
+    // without its checks still gets an honest reason.
+    let rips = [IpAddr::V6(RIPS6[0]), IpAddr::V6(RIPS6[1])];
+    let mismatched = service(
+        0,
+        6,
+        IpAddr::V4(VIP),
+        TCP_VPORT,
+        rips,
+        TCP_RPORT,
+        Method::Nat,
+        0,
+    );
+    let snapshot = Snapshot::new(SnapshotParts {
+        generation: 1,
+        ports: ports(),
+        services: vec![mismatched],
+        ..SnapshotParts::default()
+    });
+    let mut lab = Lab::new(snapshot, 4096);
+    assert_eq!(lab.receive(WAN, &lab.client_tcp(40000, SYN, &[])), []);
+    assert_eq!(lab.counters.drops(DropReason::FamilyMismatch), 1);
+}
