@@ -285,15 +285,7 @@ fn reports_of_replaced_checkers_change_nothing() {
         Some(r#"kind = "tcp", retry = 0, on_failure = "inhibit""#),
         &[(11, 3), (12, 1)],
     ));
-    let changes = reload::changes(&control.desired(), &Desired::of(&changed));
-    assert_eq!(
-        changes,
-        [Change::SetHealthCheck(
-            key(80),
-            changed.services[0].health_check.clone()
-        )]
-    );
-    reload::apply_all(&mut control, &changes).unwrap();
+    reload_a_new_check_of_service_80(&mut control, &changed);
     let fresh = target(&control, rip(11, 80));
     assert_ne!(fresh.epoch, old.epoch);
     assert_eq!(fresh.check.retry, 0);
@@ -342,6 +334,20 @@ fn reports_of_replaced_checkers_change_nothing() {
     assert_eq!(dataplane_weights(&mut control, 0), [(ip(11), 3)]);
     assert!(control.health_targets().is_empty());
     assert_eq!(control.health_of(&key(80), rip(11, 80)), None);
+}
+
+/// Reloads `file`, which differs from the running state by the health
+/// check of the service on port 80 only.
+fn reload_a_new_check_of_service_80(control: &mut Control, file: &Config) {
+    let changes = reload::changes(&control.desired(), &Desired::of(file));
+    assert_eq!(
+        changes,
+        [Change::SetHealthCheck(
+            key(80),
+            file.services[0].health_check.clone()
+        )]
+    );
+    reload::apply_all(control, &changes).unwrap();
 }
 
 /// `service(port, check, ..)` with `own` as the health check of its
@@ -403,15 +409,7 @@ fn a_real_servers_own_check_replaces_the_services() {
         with_own_check(80, Some(REMOVE), &[(12, 1), (11, 3)], own),
         with_own_check(81, None, &[(13, 2), (14, 5)], own),
     ));
-    let changes = reload::changes(&control.desired(), &Desired::of(&changed));
-    assert_eq!(
-        changes,
-        [Change::SetHealthCheck(
-            key(80),
-            changed.services[0].health_check.clone()
-        )]
-    );
-    reload::apply_all(&mut control, &changes).unwrap();
+    reload_a_new_check_of_service_80(&mut control, &changed);
     assert_ne!(target(&control, rip(11, 80)).epoch, eleven.epoch);
     assert_eq!(target(&control, rip(12, 80)).epoch, twelve.epoch);
     assert_eq!(dataplane_weights(&mut control, 0), [(ip(11), 3)]);
