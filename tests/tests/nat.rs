@@ -289,7 +289,14 @@ fn malformed_control_requests_are_answered_and_rvsd_keeps_serving() {
 
 #[test]
 fn rvsd_stops_cleanly_on_sigterm() {
-    let mut lab = NatLab::start("stop", &RvsdOptions::default());
+    // With the metrics endpoint, whose thread outlives the daemon's stop.
+    let mut lab = NatLab::start(
+        "stop",
+        &RvsdOptions {
+            services_toml: "[metrics]\nlisten = \"127.0.0.1:9100\"\n".to_owned(),
+            ..RvsdOptions::default()
+        },
+    );
     configure(&lab, "-t", 80, "rr");
     assert_eq!(tally(&lab.http_requests("/", 2)).2.len(), 0);
     assert!(
@@ -298,6 +305,8 @@ fn rvsd_stops_cleanly_on_sigterm() {
         lab.log_tail()
     );
     assert!(!lab.socket.exists(), "the control socket is removed");
+    // Every DPDK object and mbuf was given back before EAL's cleanup.
+    assert!(!lab.log().contains("EAL cleanup"), "{}", lab.log_tail());
 }
 
 #[test]

@@ -212,8 +212,10 @@ struct Daemon {
     file: Mutex<Config>,
     /// The health checkers, which report to the daemon itself.
     health: health::Supervisor,
-    /// The packet pools, for their use in metrics.
-    mempools: Vec<Mempool>,
+    /// The packet pools, for their use in metrics; emptied when rvsd
+    /// stops, since the metrics endpoint's thread keeps the daemon alive
+    /// and EAL's cleanup wants every pool handle gone.
+    mempools: Mutex<Vec<Mempool>>,
     /// The exception thread's counters, when ports have kernel twins.
     exception: Option<Arc<dataplane::exception::ExceptionCounters>>,
 }
@@ -390,8 +392,7 @@ impl Daemon {
             dataplane: metrics::DataplaneFigures {
                 connection_capacity: self.info.connection_table_size
                     / u64::from(self.info.workers.max(1)),
-                mempools: self
-                    .mempools
+                mempools: lock(&self.mempools)
                     .iter()
                     .map(|pool| (pool.name().to_owned(), pool.in_use(), pool.available()))
                     .collect(),
@@ -764,9 +765,11 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
         estimator: Mutex::new(Estimator::default()),
         config_path: path.to_owned(),
         file: Mutex::new(config.clone()),
-        mempools: std::iter::once(pool.clone())
-            .chain(kernel_twins.as_ref().map(|twins| twins.pool.clone()))
-            .collect(),
+        mempools: Mutex::new(
+            std::iter::once(pool.clone())
+                .chain(kernel_twins.as_ref().map(|twins| twins.pool.clone()))
+                .collect(),
+        ),
         exception: kernel_twins
             .as_ref()
             .map(|twins| Arc::clone(&twins.counters)),
@@ -844,6 +847,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
             tracing::warn!(%error, "stopping a port");
         }
     }
+    lock(&daemon.mempools).clear();
     drop(pool);
     if let Err(error) = eal.cleanup() {
         tracing::warn!(%error, "EAL cleanup");
