@@ -264,19 +264,7 @@ mod tests {
     use crate::model::{ForwardMethod, Protocol, RealServerSpec, SchedulerName, ServiceKey};
     use std::net::SocketAddr;
 
-    const BASE: &str = r#"[eal]
-args = ["-l", "0-1"]
-
-[[ports]]
-name = "wan"
-device = "net_af_packet0,iface=d0"
-addresses = ["198.18.0.1/24"]
-
-[[ports]]
-name = "lan"
-device = "net_af_packet1,iface=d1"
-addresses = ["198.18.1.1/24"]
-"#;
+    use crate::daemon::state::tests::TWO_PORTS as BASE;
 
     const WEB: &str = r#"
 [[services]]
@@ -519,7 +507,7 @@ forward = "masq"
         let a = file(&[WEB]);
         let text = format!("{BASE}{WEB}")
             .replace("iface=d0", "iface=d9")
-            .replace("args = [\"-l\", \"0-1\"]", "args = [\"-l\", \"0-2\"]")
+            .replace("args = [\"-l\", \"0,1\"]", "args = [\"-l\", \"0-2\"]")
             + "\n[dataplane]\nmbufs = 20000\n\n[control]\nsocket = \"/tmp/other.sock\"\n";
         let b = config::parse(&text).expect("valid file");
         let named: Vec<String> = restart_problems(&a, &b)
@@ -536,7 +524,7 @@ forward = "masq"
             ]
         );
         let one_port = config::parse(
-            "[eal]\nargs = [\"-l\", \"0-1\"]\n[[ports]]\nname = \"wan\"\ndevice = \"net_af_packet0,iface=d0\"\naddresses = [\"198.18.0.1/24\"]\n",
+            "[eal]\nargs = [\"-l\", \"0,1\"]\n[[ports]]\nname = \"wan\"\ndevice = \"net_af_packet0,iface=d0\"\naddresses = [\"198.18.0.1/24\"]\n",
         )
         .expect("valid file");
         assert_eq!(restart_problems(&a, &one_port)[0].path, "ports");

@@ -1105,9 +1105,8 @@ pub(super) mod tests {
         real_servers: 4,
     };
 
-    pub(in crate::daemon) fn config_with(services: &str) -> Config {
-        config::parse(&format!(
-            r#"[eal]
+    /// A director with a WAN and a LAN port, without services.
+    pub(in crate::daemon) const TWO_PORTS: &str = r#"[eal]
 args = ["-l", "0,1"]
 
 [[ports]]
@@ -1119,10 +1118,10 @@ addresses = ["198.18.0.1/24"]
 name = "lan"
 device = "net_af_packet1,iface=d1"
 addresses = ["198.18.1.1/24"]
+"#;
 
-{services}"#
-        ))
-        .expect("valid configuration")
+    pub(in crate::daemon) fn config_with(services: &str) -> Config {
+        config::parse(&format!("{TWO_PORTS}\n{services}")).expect("valid configuration")
     }
 
     pub(in crate::daemon) fn control() -> Control {
