@@ -189,6 +189,9 @@ pub struct Snapshot {
     /// How long a resolved neighbour stays valid without confirmation.
     pub neighbour_timeout: Duration,
     by_virtual: HashMap<(u8, IpAddr, u16), usize, BuildHasherDefault<FoldHasher>>,
+    /// Whether some service has port 0 (every port): only then does a
+    /// miss of the exact port look again.
+    every_port: bool,
     vips: Vec<IpAddr>,
     /// FULLNAT local addresses of every service, which the director owns.
     local_addresses: Vec<IpAddr>,
@@ -214,6 +217,7 @@ impl Snapshot {
             .enumerate()
             .map(|(i, s)| ((s.protocol, s.vip, s.vport), i))
             .collect();
+        let every_port = parts.services.iter().any(|s| s.vport == 0);
         let mut vips: Vec<IpAddr> = parts.services.iter().map(|s| s.vip).collect();
         vips.sort_unstable();
         vips.dedup();
@@ -227,6 +231,7 @@ impl Snapshot {
             timeouts: parts.timeouts,
             neighbour_timeout: parts.neighbour_timeout,
             by_virtual,
+            every_port,
             vips,
             local_addresses,
         }
@@ -237,11 +242,18 @@ impl Snapshot {
         Snapshot::new(SnapshotParts::default())
     }
 
-    /// The service for packets to `vip:vport` over `protocol`.
+    /// The service for packets to `vip:vport` over `protocol`: the one of
+    /// that port, else the VIP's service of every port (port 0), as IPVS
+    /// looks them up. Only packets without a connection ask.
     #[inline]
     pub fn service(&self, protocol: u8, vip: IpAddr, vport: u16) -> Option<&Service> {
         self.by_virtual
             .get(&(protocol, vip, vport))
+            .or_else(|| {
+                self.every_port
+                    .then(|| self.by_virtual.get(&(protocol, vip, 0)))
+                    .flatten()
+            })
             .map(|&i| &self.services[i])
     }
 
@@ -492,6 +504,24 @@ mod tests {
         assert!(snap.service(6, vip, 999).is_none());
         assert!(snap.is_vip(vip));
         assert!(!snap.is_vip(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11))));
+    }
+
+    #[test]
+    fn a_service_of_every_port_takes_the_ports_no_other_service_has() {
+        let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10));
+        let mut services = snapshot(1, 2).services;
+        services[0].vport = 0;
+        let snap = Snapshot::new(SnapshotParts {
+            generation: 1,
+            services,
+            ..SnapshotParts::default()
+        });
+        assert_eq!(snap.service(6, vip, 1001).map(|s| s.slot), Some(1));
+        assert_eq!(snap.service(6, vip, 443).map(|s| s.slot), Some(0));
+        assert_eq!(snap.service(6, vip, 0).map(|s| s.slot), Some(0));
+        assert!(snap.service(17, vip, 443).is_none(), "TCP's only");
+        let other = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11));
+        assert!(snap.service(6, other, 443).is_none(), "that VIP's only");
     }
 
     /// Readers that switch snapshots between "bursts", as workers do,

@@ -230,8 +230,10 @@ impl Director {
         } else {
             (key.src, key.src_port)
         };
-        // DR and TUN cannot map ports (the control plane refuses it).
-        let real_port = if method.is_input_only() {
+        // DR and TUN cannot map ports (the control plane refuses it), and
+        // the real servers of a service of every port (port 0) serve the
+        // port the client asked for, as in IPVS.
+        let real_port = if method.is_input_only() || real_server.port == 0 {
             key.dst_port
         } else {
             real_server.port

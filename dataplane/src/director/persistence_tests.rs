@@ -10,7 +10,7 @@ use crate::sched::SchedulerKind;
 use crate::snapshot::Persistence;
 use crate::steering::client_owner;
 use crate::testing::*;
-use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, builder};
+use crate::wire::{EthernetFrame, Ipv4Packet, TcpFlags, TcpPacket, builder};
 
 const TIMEOUT: u32 = 60;
 
@@ -172,6 +172,87 @@ fn a_template_naming_a_removed_real_server_is_replaced() {
     let listed = listing(&templates, lab.now);
     assert_eq!(listed.len(), 1, "replaced, not added");
     assert_eq!(listed[0].real_server, (1 - index) as u32);
+}
+
+/// Where a segment left for: the real server's address and port.
+fn destination(sent: &[(u16, Vec<u8>)]) -> (Ipv4Addr, u16) {
+    assert_eq!(sent.len(), 1, "one segment forwarded");
+    let ethernet = EthernetFrame::new_checked(&sent[0].1[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(ethernet.payload()).unwrap();
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    (ip.dst_addr(), tcp.dst_port())
+}
+
+/// A SYN from `client:cport` to the VIP's `vport`.
+fn syn_to(client: Ipv4Addr, cport: u16, vport: u16) -> Vec<u8> {
+    builder::tcp_v4_frame(
+        CLIENT_MAC,
+        WAN_MAC,
+        SocketAddrV4::new(client, cport),
+        SocketAddrV4::new(VIP, vport),
+        TcpFlags::SYN,
+        1,
+        0,
+        &[],
+    )
+}
+
+/// `ipvsadm -A -t VIP:0 -p 60` with NAT real servers at port 0, and
+/// `-A -t VIP:443` beside it with its real servers at 4443: every port of
+/// a client but 443 goes to one real server, on the port the client asked
+/// for, and replies come back from that port.
+#[test]
+fn a_service_of_every_port_keeps_a_client_on_one_real_server_and_its_port() {
+    let mut every_port = nat_service(0, 6, 0, 0, SchedulerKind::RoundRobin, [1, 1], 0);
+    every_port.persistence = Some(Persistence {
+        timeout: TIMEOUT,
+        prefix: 32,
+    });
+    let exact = nat_service(1, 6, 443, 4443, SchedulerKind::RoundRobin, [1, 1], 2);
+    let snapshot = Arc::new(snapshot_of(1, vec![every_port, exact]));
+    let mut lab = Lab::worker(snapshot, 1024, 0, &Shared::new(1));
+    lab.learn_neighbours();
+    let (first, port) = destination(&lab.receive(WAN, &syn_to(CLIENT, 40000, 80)));
+    assert_eq!(port, 80, "the client's port, not the real server's 0");
+    for (cport, vport) in [(40001, 8080), (40002, 80), (40003, 22), (40004, 8080)] {
+        assert_eq!(
+            destination(&lab.receive(WAN, &syn_to(CLIENT, cport, vport))),
+            (first, vport),
+            "client port {cport} to VIP:{vport}"
+        );
+    }
+    // Other clients get the other real server too: round robin runs.
+    let others: Vec<Ipv4Addr> = (1..=4u8)
+        .map(|host| destination(&lab.receive(WAN, &syn_to(client(host), 5000, 8080))).0)
+        .collect();
+    assert!(
+        others.contains(&RIPS[0]) && others.contains(&RIPS[1]),
+        "{others:?}"
+    );
+    // The exact port's service wins over the service of every port.
+    assert_eq!(
+        destination(&lab.receive(WAN, &syn_to(CLIENT, 40005, 443))).1,
+        4443
+    );
+    // The reply of the connection to 8080 leaves from VIP:8080.
+    let rs = RIPS.iter().position(|&rip| rip == first).unwrap();
+    let reply = builder::tcp_v4_frame(
+        RS_MACS[rs],
+        LAN_MAC,
+        SocketAddrV4::new(first, 8080),
+        SocketAddrV4::new(CLIENT, 40001),
+        TcpFlags(TcpFlags::SYN.0 | TcpFlags::ACK.0),
+        5000,
+        2,
+        &[],
+    );
+    let sent = lab.receive(LAN, &reply);
+    assert_eq!(sent.len(), 1, "the reply was forwarded");
+    let ethernet = EthernetFrame::new_checked(&sent[0].1[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(ethernet.payload()).unwrap();
+    let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!((ip.src_addr(), tcp.src_port()), (VIP, 8080));
+    assert_eq!(lab.counters.events(Event::TemplateCreated), 5);
 }
 
 fn listing(templates: &Templates, now: Instant) -> Vec<crate::persistence::Template> {
