@@ -898,14 +898,33 @@ impl Config {
                 }
                 problems.extend_under(&at, real_server_problems(&spec, &real.spec, &self.ports));
                 if let Some(check) = &real.health_check {
-                    problems
-                        .extend_under(&format!("{at}.health_check"), health_check_problems(check));
+                    let at = format!("{at}.health_check");
+                    problems.extend_under(&at, health_check_problems(check));
+                    every_port_check_problem(&spec, check, &at, problems);
                 }
             }
             if let Some(check) = &service.health_check {
-                problems.extend_under(&format!("{at}.health_check"), health_check_problems(check));
+                let at = format!("{at}.health_check");
+                problems.extend_under(&at, health_check_problems(check));
+                every_port_check_problem(&spec, check, &at, problems);
             }
         }
+    }
+}
+
+/// A check that connects to the real server's own port cannot check the
+/// real servers of a service of every port: theirs is 0.
+fn every_port_check_problem(
+    service: &ServiceSpec,
+    check: &HealthCheckConfig,
+    at: &str,
+    problems: &mut Problems,
+) {
+    if service.address.port() == 0 && check.kind != HealthCheckKind::Misc && check.port.is_none() {
+        problems.add(
+            format_args!("{at}.port"),
+            "the real servers of a service of every port (port 0) have no port of their own: give the port to check",
+        );
     }
 }
 
@@ -1000,6 +1019,14 @@ pub fn service_problems(spec: &ServiceSpec, ports: &[PortConfig]) -> Vec<FieldEr
     let vip = spec.address;
     if let Some(problem) = endpoint_problem(vip) {
         problems.add("address", problem);
+    } else if vip.port() == 0 && spec.persistence.is_none() {
+        // As ipvsadm: without persistence, the ports of one client would
+        // spread over the real servers, which is what port 0 is there to
+        // prevent.
+        problems.add(
+            "address",
+            "port 0 (every port) is only for a persistent service: set persistence (ipvsadm -p), or give the port",
+        );
     } else if let Some(owner) = port_owning(ports, vip.ip()) {
         problems.add(
             "address",
@@ -1066,6 +1093,8 @@ pub fn real_server_problems(
     let mut problems = Problems::default();
     let rip = real.address;
     if let Some(problem) = endpoint_problem(rip) {
+        problems.add("address", problem);
+    } else if let Some(problem) = real_port_problem(service.address.port(), rip.port()) {
         problems.add("address", problem);
     } else if rip.is_ipv4() != service.address.is_ipv4() {
         problems.add(
@@ -1243,16 +1272,32 @@ fn host_address_problem(net: &IpNet) -> Option<&'static str> {
     None
 }
 
-/// Why a VIP or RIP with its port is unusable, if it is.
+/// Why a VIP or RIP is unusable, if it is.
 fn endpoint_problem(address: SocketAddr) -> Option<String> {
     let ip = address.ip();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     if ip.is_unspecified() || ip.is_multicast() || broadcast {
         Some(format!("{ip} is not a unicast address"))
-    } else if address.port() == 0 {
-        Some(format!("port 0 is not allowed in {address}: give the port"))
     } else {
         None
+    }
+}
+
+/// Why a real server's port does not fit its service's: the real servers
+/// of a service of every port (port 0) serve the port each client asks
+/// for, so they have port 0, and only they. IPVS would take another port
+/// there and ignore it; refusing says so.
+fn real_port_problem(service_port: u16, port: u16) -> Option<String> {
+    match (service_port, port) {
+        (0, 0) => None,
+        (0, port) => Some(format!(
+            "port {port}: a real server of a service of every port (port 0) serves the port each client asks for; give port 0"
+        )),
+        (_, 0) => Some(
+            "port 0 is only for the real servers of a service of every port (port 0): give the port"
+                .to_owned(),
+        ),
+        _ => None,
     }
 }
 
@@ -1909,11 +1954,6 @@ forward = "masq"
             ),
             (
                 "address = \"198.18.0.10:80\"",
-                "address = \"198.18.0.10:0\"",
-                "services[0].address: port 0 is not allowed in 198.18.0.10:0: give the port",
-            ),
-            (
-                "address = \"198.18.0.10:80\"",
                 "address = \"224.0.0.1:80\"",
                 "services[0].address: 224.0.0.1 is not a unicast address",
             ),
@@ -1965,7 +2005,7 @@ forward = "masq"
             (
                 "address = \"198.18.1.11:80\"",
                 "address = \"198.18.1.11:0\"",
-                "services[0].real_servers[0].address: port 0 is not allowed in 198.18.1.11:0: give the port",
+                "services[0].real_servers[0].address: port 0 is only for the real servers of a service of every port (port 0): give the port",
             ),
             (
                 "address = \"198.18.1.11:80\"",
@@ -2023,6 +2063,36 @@ forward = "masq"
                 path: "weight".into(),
                 message: "70000 is above the maximum 65535".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_persistent_service_of_every_port_takes_real_servers_of_port_0() {
+        let every_port = MINIMAL
+            .replace("198.18.0.10:80", "198.18.0.10:0")
+            .replace("198.18.1.11:80", "198.18.1.11:0")
+            .replace(
+                "scheduler = \"rr\"",
+                "scheduler = \"rr\"\npersistence = { timeout = 300, netmask = 32 }",
+            );
+        let config = parse(&every_port).unwrap();
+        assert_eq!(config.services[0].spec().address.port(), 0);
+        refused(
+            &every_port.replace("198.18.1.11:0", "198.18.1.11:80"),
+            "services[0].real_servers[0].address: port 80: a real server of a service of every port (port 0) serves the port each client asks for; give port 0",
+        );
+        // Direct routing keeps the client's port anyway: port 0 fits it.
+        let routed = every_port.replace("forward = \"masq\"", "forward = \"route\"");
+        parse(&routed).unwrap();
+        let checked = format!("{every_port}\n[services.health_check]\nkind = \"tcp\"\n");
+        refused(
+            &checked,
+            "services[0].health_check.port: the real servers of a service of every port (port 0) have no port of their own: give the port to check",
+        );
+        parse(&checked.replace("kind = \"tcp\"", "kind = \"tcp\"\nport = 80")).unwrap();
+        refused(
+            &every_port.replace("\npersistence = { timeout = 300, netmask = 32 }", ""),
+            "services[0].address: port 0 (every port) is only for a persistent service: set persistence (ipvsadm -p), or give the port",
         );
     }
 

@@ -581,7 +581,7 @@ impl Translator<'_> {
                 (Ok(_), Ok(0)) => {
                     return self.skip(
                         node,
-                        "port 0 (a service of every port) is not supported: give the port",
+                        "the translator does not carry port 0 (a service of every port) over: write its [[services]] by hand (port 0, persistence, real servers of port 0)",
                     );
                 }
                 (Ok(ip), Ok(port)) => SocketAddr::new(ip, port),

@@ -1307,6 +1307,76 @@ forward = "fullnat"
         assert_eq!(snapshot.services[1].persistence, None);
     }
 
+    /// `-A -t VIP:0 -p` beside `-A -t VIP:80`: a service of every port
+    /// must stay persistent and takes real servers of port 0 only.
+    #[test]
+    fn a_service_of_every_port_is_persistent_with_real_servers_of_port_0() {
+        let mut control = control();
+        let plain = service(0, SchedulerName::Rr);
+        let refusal = control
+            .apply(&Change::AddService(plain.clone()))
+            .unwrap_err();
+        assert_eq!(
+            (refusal.status, refusal.message.as_str()),
+            (
+                Status::Invalid,
+                "address: port 0 (every port) is only for a persistent service: set persistence (ipvsadm -p), or give the port"
+            )
+        );
+        let persistent = ServiceSpec {
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 32,
+            }),
+            ..plain.clone()
+        };
+        control
+            .apply(&Change::AddService(persistent.clone()))
+            .unwrap();
+        control
+            .apply(&Change::AddService(service(80, SchedulerName::Rr)))
+            .unwrap();
+        // rvsadm -E cannot take the persistence away.
+        assert_eq!(
+            control
+                .apply(&Change::EditService(plain))
+                .unwrap_err()
+                .status,
+            Status::Invalid
+        );
+        let at = |port| RealServerSpec {
+            address: SocketAddr::from(([198, 18, 1, 11], port)),
+            ..real(11, 1)
+        };
+        let add = |control: &mut Control, service, real_server| {
+            control.apply(&Change::AddRealServer(RealServerChange {
+                service: key(service),
+                real_server,
+            }))
+        };
+        assert!(
+            add(&mut control, 0, at(80))
+                .unwrap_err()
+                .message
+                .contains("give port 0")
+        );
+        assert!(
+            add(&mut control, 80, at(0))
+                .unwrap_err()
+                .message
+                .contains("port 0 is only for the real servers of a service of every port")
+        );
+        add(&mut control, 0, at(0)).unwrap();
+        let snapshot = control.snapshot();
+        let every_port = snapshot.service(6, key(0).address.ip(), 8443).unwrap();
+        assert_eq!((every_port.vport, every_port.real_servers[0].port), (0, 0));
+        assert_eq!(
+            snapshot.service(6, key(0).address.ip(), 80).unwrap().vport,
+            80
+        );
+        assert_eq!(control.services[0].spec, persistent);
+    }
+
     /// Every ipvsadm scheduler reaches the dataplane, with its `-b` flags
     /// and the real servers' thresholds.
     #[test]

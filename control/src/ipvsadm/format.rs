@@ -980,6 +980,67 @@ pub(super) mod tests {
         );
     }
 
+    /// A service of every port lists, saves and restores with port 0, as
+    /// ipvsadm; it sorts before the VIP's other ports.
+    #[test]
+    fn a_service_of_every_port_has_port_0() {
+        use ForwardMethod::*;
+        let rs = |address, forward| real(address, forward, 1, (0, 0), (0, 0, 0), [0; 10]);
+        let table = vec![
+            service(
+                Protocol::Tcp,
+                "198.18.0.10:443",
+                SchedulerName::Rr,
+                &[],
+                None,
+                [0; 10],
+                vec![rs("198.18.1.11:443", Masq)],
+            ),
+            service(
+                Protocol::Tcp,
+                "198.18.0.10:0",
+                SchedulerName::Rr,
+                &[],
+                Some((300, 32)),
+                [0; 10],
+                vec![rs("198.18.1.11:0", Masq), rs("198.18.1.12:0", Route)],
+            ),
+        ];
+        assert_golden(
+            &listing(
+                Some(&info()),
+                &table,
+                &numeric(ListView::Connections),
+                &names(),
+            ),
+            "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.10:0 rr persistent 300
+  -> 198.18.1.11:0                Masq    1      0          0         
+  -> 198.18.1.12:0                Route   1      0          0         
+TCP  198.18.0.10:443 rr
+  -> 198.18.1.11:443              Masq    1      0          0         
+",
+        );
+        let saved = crate::ipvsadm::save::save(&table, true, &names());
+        assert_eq!(
+            saved,
+            "-A -t 198.18.0.10:0 -s rr -p 300
+-a -t 198.18.0.10:0 -r 198.18.1.11:0 -m -w 1
+-a -t 198.18.0.10:0 -r 198.18.1.12:0 -g -w 1
+-A -t 198.18.0.10:443 -s rr
+-a -t 198.18.0.10:443 -r 198.18.1.11:443 -m -w 1
+"
+        );
+        let restored = crate::ipvsadm::save::parse_restore(&saved, "rvsadm", &names()).unwrap();
+        let crate::ipvsadm::Command::AddService(every_port) = &restored[0].invocation.command
+        else {
+            panic!("{:?}", restored[0].invocation.command);
+        };
+        assert_eq!(every_port, &table[1].spec);
+    }
+
     #[test]
     fn nosort_keeps_the_daemon_order() {
         let table = golden_table();
