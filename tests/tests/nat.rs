@@ -497,3 +497,88 @@ fn the_connection_listing_shows_connections_and_persistence_templates() {
     }
     transfer.finish(&lab);
 }
+
+/// `-A -t VIP:0 -p`: one persistent service for every port of the VIP.
+/// Both ports nginx listens on (80 and 8080) reach it, each connection
+/// keeps its port, and all of a client's connections go to one real
+/// server; a service of a port of its own takes that port over.
+#[test]
+fn a_persistent_service_of_every_port_keeps_a_client_on_one_real_server() {
+    let lab = NatLab::start("port0", &RvsdOptions::default());
+    lab.rvsadm_ok(&format!("-A -t {VIP}:0 -s rr -p 60"));
+    for rs in REAL_SERVERS {
+        lab.rvsadm_ok(&format!("-a -t {VIP}:0 -r {rs}:0 -m"));
+    }
+    let [first, second] = lab.cips(Family::V4);
+    let mut answers = Vec::new();
+    for port in [80, 8080, 80, 8080] {
+        answers.extend(lab.http_requests_from(first, port, "/", 3));
+    }
+    let (rs1, rs2, failed) = tally(&answers);
+    assert!(failed.is_empty(), "{failed:?}\n{}", lab.log_tail());
+    assert!(
+        (rs1, rs2) == (12, 0) || (rs1, rs2) == (0, 12),
+        "one real server for every port: {answers:?}"
+    );
+    let carrier = if rs1 == 12 { 0 } else { 1 };
+    // Round robin sends the other client address to the other real
+    // server, on every port too.
+    let mut answers = lab.http_requests_from(second, 8080, "/", 3);
+    answers.extend(lab.http_requests_from(second, 80, "/", 3));
+    let (rs1, rs2, failed) = tally(&answers);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (0, 6));
+
+    let listing = lab.rvsadm_ok("-Ln");
+    assert!(
+        listing.contains(&format!("TCP  {VIP}:0 rr persistent 60\n")),
+        "{listing}"
+    );
+    let rows = real_server_rows(&listing);
+    assert_eq!(
+        rows.iter()
+            .map(|row| row.address.as_str())
+            .collect::<Vec<_>>(),
+        REAL_SERVERS.map(|rs| format!("{rs}:0")),
+        "{listing}"
+    );
+    assert!(
+        lab.rvsadm_ok("-Sn")
+            .starts_with(&format!("-A -t {VIP}:0 -s rr -p 60\n")),
+        "rvsadm -Sn saves port 0"
+    );
+    // Connections list the ports they used; templates port 0.
+    let listing = lab.rvsadm_ok("-Lnc");
+    let rows = connection_rows(&listing);
+    for port in [80, 8080] {
+        let virtual_address = format!("{VIP}:{port}");
+        let used: Vec<&ConnRow> = rows
+            .iter()
+            .filter(|row| row.virtual_address == virtual_address)
+            .collect();
+        assert_eq!(used.len(), 9, "{listing}");
+        assert!(
+            used.iter()
+                .all(|row| row.destination.ends_with(&format!(":{port}"))),
+            "{listing}"
+        );
+    }
+    let templates: Vec<&ConnRow> = rows.iter().filter(|row| row.state == "NONE").collect();
+    assert_eq!(templates.len(), 2, "one per client address:\n{listing}");
+    assert!(
+        templates.iter().all(|row| row.virtual_address == format!("{VIP}:0")
+            && row.destination.ends_with(":0")),
+        "{listing}"
+    );
+
+    // A service of port 8080 wins over the service of every port there.
+    let other = REAL_SERVERS[1 - carrier];
+    lab.rvsadm_ok(&format!("-A -t {VIP}:8080 -s rr"));
+    lab.rvsadm_ok(&format!("-a -t {VIP}:8080 -r {other}:8080 -m"));
+    let (rs1, rs2, failed) = tally(&lab.http_requests_from(first, 8080, "/", 3));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (0, 3));
+    let (rs1, rs2, failed) = tally(&lab.http_requests_from(first, 80, "/", 3));
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(if carrier == 0 { (rs1, rs2) } else { (rs2, rs1) }, (3, 0));
+}
