@@ -578,12 +578,6 @@ impl Translator<'_> {
                 );
             }
             [ip, port] => match (ip.parse::<IpAddr>(), port.parse::<u16>()) {
-                (Ok(_), Ok(0)) => {
-                    return self.skip(
-                        node,
-                        "the translator does not carry port 0 (a service of every port) over: write its [[services]] by hand (port 0, persistence, real servers of port 0)",
-                    );
-                }
                 (Ok(ip), Ok(port)) => SocketAddr::new(ip, port),
                 (Err(_), _) => return self.skip(node, format!("{ip} is not an IP address")),
                 (_, Err(_)) => return self.skip(node, format!("{port} is not a port")),
@@ -719,6 +713,12 @@ impl Translator<'_> {
                 timeout,
                 netmask: if address.is_ipv4() { 32 } else { 128 },
             });
+        }
+        if address.port() == 0 && service.persistence.is_none() {
+            return self.skip(
+                node,
+                "port 0 (every port) is only for a persistent service, in IPVS as in rvs: it has no persistence_timeout",
+            );
         }
         let mut bits: HashMap<u8, String> = HashMap::new();
         for flag in flags {
@@ -874,7 +874,14 @@ impl Translator<'_> {
             }
         }
         let mut note = None;
-        if !spec.forward.allows_port_mapping() && spec.address.port() != vip.port() {
+        if vip.port() == 0 && spec.address.port() != 0 {
+            // IPVS ignores it: the client's port is served.
+            note = Some(format!(
+                "port {} reset to 0: the real servers of a service of every port serve the port the client asked for",
+                spec.address.port()
+            ));
+            spec.address.set_port(0);
+        } else if !spec.forward.allows_port_mapping() && spec.address.port() != vip.port() {
             // keepalived itself resets it, with a warning.
             note = Some(format!(
                 "port {} reset to the virtual server's {}, as keepalived and IPVS do: {} cannot map ports",
@@ -1016,6 +1023,13 @@ impl Translator<'_> {
                 .connect_timeout
                 .unwrap_or(HealthCheckConfig::DEFAULT_CONNECT_TIMEOUT)
         };
+        if kind != HealthCheckKind::Misc && port.is_none() && real.address.port() == 0 {
+            self.skip(
+                node,
+                "it has no connect_port, and a real server of a service of every port has no port of its own to check",
+            );
+            return None;
+        }
         // keepalived's MISC_CHECK fails at the first failure by default.
         let default_retry = if kind == HealthCheckKind::Misc {
             0

@@ -885,3 +885,64 @@ fn listed_ipv6_services_keep_their_brackets() {
         [real("[fd00:9::11]:80", 1, ForwardMethod::Tunnel)]
     );
 }
+
+/// A virtual server of port 0 (every port) becomes a persistent service
+/// of port 0 whose real servers have port 0; their checks need a port.
+#[test]
+fn a_virtual_server_of_every_port_keeps_port_0() {
+    let conf = r#"
+virtual_server 198.18.0.50 0 {
+    lb_kind DR
+    persistence_timeout 600
+    real_server 198.18.1.11 80 {
+        TCP_CHECK { connect_port 443 }
+    }
+    real_server 198.18.1.12 {
+        TCP_CHECK { }
+    }
+}
+virtual_server 198.18.0.51 0 {
+    real_server 198.18.1.11 80
+}
+"#;
+    let (config, report) = configured(conf);
+    let f = "untranslated: keepalived.conf";
+    assert_eq!(
+        report,
+        [
+            format!(
+                "{f}:9: TCP_CHECK: it has no connect_port, and a real server of a service of every port has no port of its own to check"
+            ),
+            format!(
+                "{f}:12: virtual_server 198.18.0.51 0: port 0 (every port) is only for a persistent service, in IPVS as in rvs: it has no persistence_timeout"
+            ),
+        ]
+    );
+    let [service] = config.services.as_slice() else {
+        panic!("{:?}", config.services)
+    };
+    assert_eq!(service.address, "198.18.0.50:0".parse().unwrap());
+    assert_eq!(service.persistence.map(|p| p.timeout), Some(600));
+    let ports: Vec<(SocketAddr, Option<u16>)> = service
+        .real_servers
+        .iter()
+        .map(|real| {
+            (
+                real.spec.address,
+                real.health_check.as_ref().and_then(|check| check.port),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("198.18.1.11:0".parse().unwrap(), Some(443)),
+            ("198.18.1.12:0".parse().unwrap(), None),
+        ]
+    );
+    assert!(
+        translated(conf).toml.contains(
+            "# port 80 reset to 0: the real servers of a service of every port serve the port the client asked for\n"
+        )
+    );
+}
