@@ -309,7 +309,9 @@ pub struct RealServerConfig {
 }
 
 /// The entry as written: the spec's fields beside `health_check`, every
-/// other key refused.
+/// other key refused. Spelled out rather than a flattened
+/// `RealServerSpec`, since serde's `flatten` cannot refuse unknown keys
+/// (a misspelt `wieght` would pass).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RealServerTable {
