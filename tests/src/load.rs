@@ -74,12 +74,17 @@ pub struct CurlLoop {
     stop: PathBuf,
 }
 
-/// One request of a [`CurlLoop`].
+/// One request of a [`CurlLoop`], with the span of time its packets were
+/// sent in: the loop stamps the time before it starts curl and after curl
+/// exits (starting a process on a busy machine can take longer than the
+/// request itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// When it started, in milliseconds since the Unix epoch (see
+    /// Before curl started, in milliseconds since the Unix epoch (see
     /// [`unix_millis`]).
     pub at: u64,
+    /// After curl exited, in the same milliseconds.
+    pub ended: u64,
     /// The response body, or `FAILED` and curl's complaint.
     pub result: String,
 }
@@ -93,7 +98,7 @@ impl CurlLoop {
         let script = format!(
             "while [ ! -e {stop} ]; do at=$(date +%s%3N); \
              out=$(curl -sS --max-time 1 -H 'Connection: close' {url} 2>&1) \
-             && echo \"$at $out\" || echo \"$at FAILED $out\"; done > {output}",
+             || out=\"FAILED $out\"; echo \"$at $(date +%s%3N) $out\"; done > {output}",
             stop = stop.display(),
             output = output.display()
         );
@@ -114,9 +119,11 @@ impl CurlLoop {
             .unwrap_or_default()
             .lines()
             .filter_map(|line| {
-                let (at, result) = line.split_once(' ')?;
+                let (at, rest) = line.split_once(' ')?;
+                let (ended, result) = rest.split_once(' ')?;
                 Some(Attempt {
                     at: at.parse().ok()?,
+                    ended: ended.parse().ok()?,
                     result: result.to_owned(),
                 })
             })

@@ -86,11 +86,12 @@ fn row<'a>(rows: &'a [RealServerRow], rs: &str) -> Option<&'a RealServerRow> {
     rows.iter().find(|row| row.address == format!("{rs}:80"))
 }
 
-/// What the requests that started in `[from, to)` got, by answer.
+/// What the requests made wholly within `[from, to)` got, by answer: a
+/// request stamped before `to` may still have been sent after it.
 fn answers_between(attempts: &[Attempt], from: u64, to: u64) -> Vec<&str> {
     attempts
         .iter()
-        .filter(|attempt| (from..to).contains(&attempt.at))
+        .filter(|attempt| from <= attempt.at && attempt.ended < to)
         .map(|attempt| attempt.result.split_whitespace().next().unwrap_or(""))
         .collect()
 }
@@ -101,7 +102,12 @@ fn answers_between(attempts: &[Attempt], from: u64, to: u64) -> Vec<&str> {
 fn check_attempts(lab: &NatLab, attempts: &[Attempt], detected: Seen, back: Seen) {
     let outage = answers_between(attempts, detected.after, back.before);
     let after = answers_between(attempts, back.after, u64::MAX);
-    let report = || format!("{attempts:?}\n{}", lab.log_tail());
+    let report = || {
+        format!(
+            "detected {detected:?}, back {back:?}\n{attempts:?}\n{}",
+            lab.log_tail()
+        )
+    };
     assert!(
         outage.len() >= 10,
         "too few requests in the outage: {}",
