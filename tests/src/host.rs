@@ -5,10 +5,56 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use crate::plan::Family;
 use crate::run;
+
+/// `name` made this test process's own, `rvs<pid>-<name>`: what a lab
+/// names its namespaces and EAL files after.
+pub fn run_name(name: &str) -> String {
+    format!("rvs{}-{name}", std::process::id())
+}
+
+/// The process whose [`run_name`] `name` is.
+fn run_of(name: &str) -> Option<u32> {
+    name.strip_prefix("rvs")?.split_once('-')?.0.parse().ok()
+}
+
+/// Deletes the namespaces and lab directories of test processes that no
+/// longer exist: a run killed by a signal (a timeout, ^C) never drops what
+/// it built. Once per process; what runs now is left alone.
+fn clear_dead_runs() {
+    static CLEARED: Once = Once::new();
+    CLEARED.call_once(|| {
+        let dead = |name: &str| {
+            run_of(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        };
+        for name in entry_names(Path::new("/run/netns")) {
+            if dead(&name) {
+                drop(Netns { name });
+            }
+        }
+        let temp = std::env::temp_dir();
+        for name in entry_names(&temp) {
+            if dead(&name) {
+                let _ = std::fs::remove_dir_all(temp.join(name));
+            }
+        }
+    });
+}
+
+fn entry_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// A network namespace, deleted (with every process in it) on drop.
 #[derive(Debug)]
@@ -17,7 +63,10 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// Creates namespace `name`, a [`run_name`]; the first one a process
+    /// creates also clears what killed runs left behind.
     pub fn new(name: String) -> Netns {
+        clear_dead_runs();
         // A namespace left behind by a killed run of the same name.
         if Path::new("/run/netns").join(&name).exists() {
             drop(Netns { name: name.clone() });
@@ -230,4 +279,21 @@ pub(crate) fn quiet(mut command: Command) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_name_tells_its_process() {
+        assert_eq!(
+            run_of(&run_name("3-health-stop-rs1")),
+            Some(std::process::id())
+        );
+        assert_eq!(run_of("rvs19793-1-health-stop-switch"), Some(19793));
+        for foreign in ["rvs-bind-42", "rvsx-1", "rb123-lan", "blue"] {
+            assert_eq!(run_of(foreign), None, "{foreign}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::host::{Netns, Process, Switch, veth};
+use crate::host::{Netns, Process, Switch, run_name, veth};
 use crate::plan::{
     CLIENT_HOSTS, CLIENT_SUBNET, DIRECTOR_HOST, Family, LAN_SUBNET, LIP_HOST, REAL_SERVER_HOSTS,
     ROUTER_HOST, SERVER_SUBNET, VIP_HOST, WAN_SUBNET, endpoint, url,
@@ -158,13 +158,9 @@ impl Lab {
     /// namespaces of concurrent labs apart.
     pub fn start(name: &str, spec: &LabSpec) -> Lab {
         require_prerequisites();
-        let id = format!(
-            "rvs{}-{}-{name}",
-            std::process::id(),
-            LABS.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = run_name(&format!("{}-{name}", LABS.fetch_add(1, Ordering::Relaxed)));
         let dir = tempfile::Builder::new()
-            .prefix("rvs-lab-")
+            .prefix(&format!("{id}-"))
             .tempdir()
             .unwrap_or_else(|error| panic!("cannot create a lab directory: {error}"));
         let socket = dir.path().join("rvsd.sock");

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub use host::{Netns, Process, Switch, veth};
+pub use host::{Netns, Process, Switch, run_name, veth};
 pub use lab::{Director, Lab, LabSpec, Mode, NatLab, Protocol, Traffic, big_file_sha256};
 pub use load::{Attempt, CurlLoop, Wrk, WrkReport, unix_millis};
 pub use plan::{Family, endpoint, url};

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rvs_lab::Netns;
+use rvs_lab::{Netns, run_name};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bind-nics.sh")
@@ -98,7 +98,7 @@ fn virtual_and_default_route_interfaces_are_refused() {
         nix::unistd::Uid::effective().is_root(),
         "this test needs root (a network namespace with a veth)"
     );
-    let netns = Netns::new(format!("rvs-bind-{}", std::process::id()));
+    let netns = Netns::new(run_name("bind"));
     netns.exec(&[
         "ip",
         "link",
