@@ -99,6 +99,7 @@ fn generate_bindings(cflags: &[String]) {
         // Functions (real symbols in the DPDK libraries).
         .allowlist_function("rte_eal_init")
         .allowlist_function("rte_eal_cleanup")
+        .allowlist_function("rte_eal_get_runtime_dir")
         .allowlist_function("rte_strerror")
         .allowlist_function("rte_get_main_lcore")
         .allowlist_function("rte_get_next_lcore")

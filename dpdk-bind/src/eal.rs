@@ -1,7 +1,10 @@
 //! The EAL token, lcore and socket ids, and the TSC clock.
 
+use std::ffi::OsStr;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{EalError, Errno};
@@ -139,7 +142,17 @@ impl Eal {
         unsafe { sys::rte_eth_dev_count_avail() }
     }
 
-    /// Releases DPDK's resources (`rte_eal_cleanup`).
+    /// Where EAL keeps this process's runtime files: `/var/run/dpdk/PREFIX`
+    /// for root, after `--file-prefix` (`rte_eal_get_runtime_dir`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        // SAFETY: the EAL is initialised, so the function returns a
+        // NUL-terminated string in EAL's configuration, copied here.
+        let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+        PathBuf::from(OsStr::from_bytes(dir.to_bytes()))
+    }
+
+    /// Releases DPDK's resources (`rte_eal_cleanup`) and removes the
+    /// runtime directory the cleanup empties.
     ///
     /// Runs only when it is sound to: on the main lcore, with no mempool
     /// handle, port, queue, ring half or launched function alive and every
@@ -162,12 +175,18 @@ impl Eal {
         if in_use > 0 {
             return Err(EalError::InUse(in_use));
         }
+        let runtime_dir = self.runtime_dir();
         // SAFETY: no DPDK object and no mbuf is alive (checked above), and
         // the token is consumed, so nothing can call into DPDK afterwards.
         let ret = unsafe { sys::rte_eal_cleanup() };
         if ret < 0 {
             return Err(EalError::Cleanup(Errno::from_negative(ret)));
         }
+        // The cleanup empties the runtime directory (`/var/run/dpdk/PREFIX`)
+        // but leaves it; with a prefix per run, as tests and benchmarks
+        // use, they pile up. A directory another process still uses is not
+        // empty, and stays.
+        let _ = std::fs::remove_dir(runtime_dir);
         Ok(())
     }
 }
