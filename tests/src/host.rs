@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -22,9 +22,9 @@ fn run_of(name: &str) -> Option<u32> {
     name.strip_prefix("rvs")?.split_once('-')?.0.parse().ok()
 }
 
-/// Deletes the namespaces and lab directories of test processes that no
-/// longer exist: a run killed by a signal (a timeout, ^C) never drops what
-/// it built. Once per process; what runs now is left alone.
+/// Deletes the namespaces, lab directories and EAL files of test processes
+/// that no longer exist: a run killed by a signal (a timeout, ^C) never
+/// drops what it built. Once per process; what runs now is left alone.
 fn clear_dead_runs() {
     static CLEARED: Once = Once::new();
     CLEARED.call_once(|| {
@@ -36,10 +36,12 @@ fn clear_dead_runs() {
                 drop(Netns { name });
             }
         }
-        let temp = std::env::temp_dir();
-        for name in entry_names(&temp) {
-            if dead(&name) {
-                let _ = std::fs::remove_dir_all(temp.join(name));
+        // Lab directories, and rvsd's EAL runtime files (`--file-prefix`).
+        for dir in [std::env::temp_dir(), PathBuf::from("/var/run/dpdk")] {
+            for name in entry_names(&dir) {
+                if dead(&name) {
+                    let _ = std::fs::remove_dir_all(dir.join(name));
+                }
             }
         }
     });
@@ -242,8 +244,12 @@ impl Process {
         self.child.id()
     }
 
-    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    /// Sends SIGTERM and waits up to `timeout` for the exit status; the
+    /// status alone if it has exited already (its pid may be another's).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

@@ -68,10 +68,17 @@ pub(crate) struct NetworkPlan {
     pub local_addresses: Vec<IpAddr>,
 }
 
-/// A running rvsd: stopped (killed) when dropped.
+/// A running rvsd: stopped when dropped, as systemd stops it (SIGTERM,
+/// SIGKILL after a while), so EAL cleans up behind it.
 #[derive(Debug)]
 pub(crate) struct Rvsd {
     process: Process,
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Rvsd {
