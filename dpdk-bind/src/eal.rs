@@ -93,9 +93,9 @@ impl Eal {
                     arg.to_string_lossy().into_owned()
                 })
                 .collect();
-            // SAFETY: the EAL was initialised above and no DPDK object
-            // exists yet.
-            unsafe { sys::rte_eal_cleanup() };
+            // SAFETY: the EAL was initialised above, no DPDK object exists
+            // yet and no `Eal` is handed out to make one.
+            unsafe { release() };
             return Err(EalError::UnexpectedArguments(leftover));
         }
         Ok(Eal { _private: () })
@@ -145,10 +145,8 @@ impl Eal {
     /// Where EAL keeps this process's runtime files: `/var/run/dpdk/PREFIX`
     /// for root, after `--file-prefix` (`rte_eal_get_runtime_dir`).
     pub fn runtime_dir(&self) -> PathBuf {
-        // SAFETY: the EAL is initialised, so the function returns a
-        // NUL-terminated string in EAL's configuration, copied here.
-        let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
-        PathBuf::from(OsStr::from_bytes(dir.to_bytes()))
+        // SAFETY: `self` exists, so the EAL is initialised.
+        unsafe { runtime_dir() }
     }
 
     /// Releases DPDK's resources (`rte_eal_cleanup`) and removes the
@@ -175,20 +173,46 @@ impl Eal {
         if in_use > 0 {
             return Err(EalError::InUse(in_use));
         }
-        let runtime_dir = self.runtime_dir();
         // SAFETY: no DPDK object and no mbuf is alive (checked above), and
         // the token is consumed, so nothing can call into DPDK afterwards.
-        let ret = unsafe { sys::rte_eal_cleanup() };
+        let ret = unsafe { release() };
         if ret < 0 {
             return Err(EalError::Cleanup(Errno::from_negative(ret)));
         }
-        // The cleanup empties the runtime directory (`/var/run/dpdk/PREFIX`)
-        // but leaves it; with a prefix per run, as tests and benchmarks
-        // use, they pile up. A directory another process still uses is not
-        // empty, and stays.
-        let _ = std::fs::remove_dir(runtime_dir);
         Ok(())
     }
+}
+
+/// `rte_eal_get_runtime_dir`, copied.
+///
+/// # Safety
+///
+/// The EAL is initialised (the string lives in its configuration).
+unsafe fn runtime_dir() -> PathBuf {
+    // SAFETY: the EAL is initialised (the caller's promise), so the
+    // function returns a NUL-terminated string.
+    let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+    PathBuf::from(OsStr::from_bytes(dir.to_bytes()))
+}
+
+/// `rte_eal_cleanup`, then removal of the runtime directory it empties
+/// (`/var/run/dpdk/PREFIX`) but leaves: with a prefix per run, as tests
+/// and benchmarks use, they pile up. A directory another process still
+/// uses is not empty, and stays. Returns what `rte_eal_cleanup` returned.
+///
+/// # Safety
+///
+/// The EAL is initialised, no DPDK object or mbuf is alive, and nothing
+/// calls into DPDK afterwards.
+unsafe fn release() -> c_int {
+    // SAFETY: the EAL is initialised (the caller's promise).
+    let dir = unsafe { runtime_dir() };
+    // SAFETY: the caller's promise.
+    let ret = unsafe { sys::rte_eal_cleanup() };
+    if ret >= 0 {
+        let _ = std::fs::remove_dir(dir);
+    }
+    ret
 }
 
 /// Iterator over the worker lcores, from [`Eal::worker_lcores`].

@@ -17,6 +17,12 @@ fn stray_and_invalid_arguments_are_errors() {
         Err(EalError::UnexpectedArguments(args)) => assert_eq!(args, vec!["stray".to_owned()]),
         other => panic!("stray argument: {other:?}"),
     }
+    // Cleaned up again, the runtime directory too (root's, as in CI).
+    let runtime_dir = format!("/var/run/dpdk/rvs-dpdk-bind-args-{}", std::process::id());
+    assert!(
+        !std::path::Path::new(&runtime_dir).exists(),
+        "{runtime_dir} was left"
+    );
     assert!(matches!(
         Eal::init(&["-l", "0"]),
         Err(EalError::AlreadyInitialised)
